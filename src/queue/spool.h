@@ -1,0 +1,73 @@
+/*
+ * spool: the on-disk queue under state_dir/queue and its durable-write path.
+ *
+ *   queue/incoming/   messages being received (ID.msg, ID.env temp files)
+ *   queue/active/     committed messages: ID.msg (content), ID.env (envelope)
+ *   queue/corrupt/    files found unreadable at start, moved aside, never deleted
+ *
+ * A message is committed when its envelope exists in active/: the commit
+ * writes and fsyncs ID.msg and ID.env in incoming/, renames ID.msg then
+ * ID.env into active/, and fsyncs active/.  Only then does the callback
+ * report success, and only then may the server answer 250 (cases C28).
+ * Commits run on a small pool of threads and share the directory fsync
+ * (group commit); callbacks run on the event loop thread.
+ *
+ *   spool_open()         open (create) the folders; base may be NULL for CLI use.
+ *   spool_recover()      at start: empty incoming/, drop an ID.msg without
+ *                        envelope, move unreadable envelopes to corrupt/.
+ *   spool_msg_new()      start a message in incoming/ with a fresh queue id.
+ *   spool_msg_write()    append content (buffered); errors are sticky.
+ *   spool_msg_abort()    remove it.
+ *   spool_msg_commit()   make it durable, then call back on the loop.
+ *   spool_foreach(), spool_load(), spool_delete(), spool_content_path():
+ *                        for the CLI and the scheduler.
+ */
+#ifndef BH_QUEUE_SPOOL_H
+#define BH_QUEUE_SPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "queue/envelope.h"
+
+struct event_base;
+struct spool;
+struct spool_msg;
+
+/* error: 0 on success, else an errno value (ENOSPC, EIO, ...). */
+typedef void spool_commit_cb(void *arg, const char *id, int error);
+
+struct spool *spool_open(const char *state_dir, struct event_base *base,
+			 char *err, size_t errlen);
+void spool_close(struct spool *spool);
+
+int spool_recover(struct spool *spool, size_t *n_messages, size_t *n_corrupt);
+
+/* NULL with errno set on failure. */
+struct spool_msg *spool_msg_new(struct spool *spool);
+const char *spool_msg_id(const struct spool_msg *msg);
+/* 0, or -1 with errno (sticky: later writes fail too). */
+int spool_msg_write(struct spool_msg *msg, const void *data, size_t len);
+void spool_msg_abort(struct spool_msg *msg);
+/*
+ * Takes ownership of msg.  env->id must equal the message id; env is
+ * formatted before this returns (the caller may free it afterwards).
+ * cb runs later on the loop thread, exactly once, even on failure; on
+ * failure nothing of the message is left in active/.
+ */
+void spool_msg_commit(struct spool_msg *msg, const struct envelope *env,
+		      spool_commit_cb *cb, void *arg);
+
+/* Calls each() for every committed message, in no order; stops if it returns non-zero. */
+int spool_foreach(struct spool *spool,
+		  int (*each)(const struct envelope *env, void *arg), void *arg);
+/* 0, or -1 with errno (ENOENT: no such message). */
+int spool_load(struct spool *spool, const char *id, struct envelope *env);
+int spool_delete(struct spool *spool, const char *id);
+int spool_content_path(struct spool *spool, const char *id, char *path,
+		       size_t pathlen);
+
+/* Is id a well-formed queue id (8-32 of [0-9A-Za-z])? */
+int spool_id_valid(const char *id);
+
+#endif

@@ -1,0 +1,41 @@
+/*
+ * tracking: the message tracking log, state_dir/log/tracking.jsonl, one JSON
+ * object per line (DESIGN.md "Logs"): ts (RFC 3339), event, id, message_id,
+ * from, rcpt (array), connector, host, addr, reply, tls
+ * ({"version","cipher","peer","verified"} or null).
+ *
+ *   tracking_open()      open (create) the log for appending.
+ *   tracking_received()  the event for a message just committed.
+ *   tracking_event()     any other event (delivered, deferred, ...).
+ *   tracking_close().
+ *
+ * Each event is one write(2) of one line (O_APPEND), so lines never
+ * interleave.  Strings are JSON-escaped; invalid UTF-8 is escaped too.
+ */
+#ifndef BH_QUEUE_TRACKING_H
+#define BH_QUEUE_TRACKING_H
+
+#include <stdbool.h>
+
+#include "queue/envelope.h"
+
+struct tracking_info {
+	const char *event;		/* "delivered", "deferred", ... */
+	const char *connector;		/* or NULL */
+	const char *host;		/* or NULL */
+	const char *addr;		/* or NULL */
+	const char *reply;		/* or NULL */
+	const char *const *rcpts;	/* or NULL: all recipients of env */
+	size_t n_rcpts;
+	const char *tls_version;	/* NULL: tls is null */
+	const char *tls_cipher;
+	const char *tls_peer;
+	bool tls_verified;
+};
+
+int tracking_open(const char *state_dir);
+void tracking_received(const struct envelope *env);
+void tracking_event(const struct envelope *env, const struct tracking_info *info);
+void tracking_close(void);
+
+#endif
