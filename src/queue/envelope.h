@@ -7,6 +7,12 @@
  *                      marker (a torn write), malformed lines.
  *   envelope_clear()   free what an envelope owns.
  *   envelope_add_rcpt(), envelope_add_attempt()  grow the lists.
+ *   envelope_notify_words()  NOTIFY bits as the RFC 3461 words.
+ *   envelope_rcpt_state_name(), envelope_body_name(), envelope_ret_name():
+ *                      the words the text format uses, for display.
+ *   envelope_state()   "held", "deferred" or "active", for queue listings
+ *                      and status counters (one definition for all).
+ *   envelope_time_format()  a time_t as RFC 3339 UTC ("...T17:00:00Z").
  *
  * Every string is owned by the envelope (malloc'd).  Values may hold any
  * byte except NUL (quoted local parts, UTF-8): the format escapes them.
@@ -80,5 +86,26 @@ int envelope_add_rcpt(struct envelope *env, const char *address,
 		      unsigned notify, const char *orcpt);
 int envelope_add_attempt(struct envelope *env, time_t at, const char *host,
 			 const char *reply);
+
+/*
+ * "SUCCESS,FAILURE" (RFC 3461 words, in the order NEVER, SUCCESS, FAILURE,
+ * DELAY), "" for 0.  Bits other than the four SMTP_NOTIFY_* ones are not
+ * stored.  Returns buf; 32 bytes are always enough.
+ */
+#define ENVELOPE_NOTIFY_WORDS_MAX 32
+const char *envelope_notify_words(unsigned notify, char *buf, size_t len);
+const char *envelope_rcpt_state_name(enum envelope_rcpt_state state);
+const char *envelope_body_name(int body);	/* "none", "7bit", ... */
+const char *envelope_ret_name(int ret);		/* "none", "full", "hdrs" */
+
+/*
+ * "held" when held; "deferred" when an attempt was made or the next one is
+ * later than now; else "active".
+ */
+const char *envelope_state(const struct envelope *env, time_t now);
+
+/* "2026-12-03T17:00:00Z" into buf (at least 21 bytes); returns buf. */
+#define ENVELOPE_TIME_MAX 32
+const char *envelope_time_format(time_t t, char *buf, size_t len);
 
 #endif
