@@ -10,9 +10,15 @@
  *       local part again when it needs it (space, '@', '"', '\\', '>', "..",
  *       leading/trailing dot, other specials).
  *   smtp_domain_valid()  a DNS name or an address literal "[1.2.3.4]",
- *       "[IPv6:...]".
+ *       "[IPv6:...]".  Labels are letters, digits, hyphens (not first or
+ *       last) and, for RFC 6531 U-labels, UTF-8; 1-63 octets each, 255 in
+ *       all; no trailing dot.
+ *   smtp_utf8_valid()  well-formed UTF-8 (RFC 3629: no overlong forms, no
+ *       surrogates, nothing above U+10FFFF).
  *
- * The parser never reads past len and never allocates.
+ * The parser never reads past len and never allocates.  Everything between
+ * '<' and '>' must be valid UTF-8; a byte >= 0x80 sets ->utf8 and it is the
+ * caller's business to require SMTPUTF8 for it (553 5.6.7).
  */
 #ifndef BH_SMTP_ADDRESS_H
 #define BH_SMTP_ADDRESS_H
@@ -48,10 +54,15 @@ enum smtp_address_error smtp_address_parse_path(const char *s, size_t len,
 						struct smtp_address *out,
 						size_t *consumed);
 
-/* Returns the length written (without NUL); -1 if it does not fit. */
+/*
+ * Returns the length written (without NUL); -1 if it does not fit or the
+ * local part holds a control byte.  The null path is written as "".
+ */
 int smtp_address_format(const struct smtp_address *addr, char *out,
 			size_t outlen);
 
 bool smtp_domain_valid(const char *domain, size_t len);
+
+bool smtp_utf8_valid(const void *s, size_t len);
 
 #endif

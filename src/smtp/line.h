@@ -9,6 +9,20 @@
  * max without LF is reported once as SMTP_LINE_TOO_LONG; the reader then
  * discards input up to and including the next LF, so that no part of an
  * overlong line is ever executed as a command of its own (cases C07).
+ *
+ * The caller drops *consumed bytes after every call, whatever the status,
+ * and calls again while bytes remain and the last call consumed some: a
+ * NEED_MORE that ends a discarded line may leave a whole command behind it
+ * (e.g. "...overlong tail\r\nQUIT\r\n" arriving in one read).  The input
+ * buffer needs room for max + 2 bytes (the line and its CR LF).
+ *
+ *	for (;;) {
+ *		st = smtp_line_next(&r, buf, len, &used, &n);
+ *		if (st == SMTP_LINE_OK)		   run the command buf[0..n)
+ *		else if (st == SMTP_LINE_TOO_LONG) reply 500 5.5.2
+ *		drop used bytes from buf;
+ *		if (used == 0 || len == 0)	   wait for more input
+ *	}
  */
 #ifndef BH_SMTP_LINE_H
 #define BH_SMTP_LINE_H
