@@ -10,12 +10,19 @@
  *   io_start_tls_server(), io_start_tls_client()
  *                   start a handshake; IO_TLSREADY or IO_ERROR follows.
  *                   Any input buffered before the handshake is discarded
- *                   first (STARTTLS hygiene, RFC 3207, case C01/C02).
+ *                   first (STARTTLS hygiene, RFC 3207, case C01/C02),
+ *                   and so are bytes already waiting in the socket: call
+ *                   it right after queueing the reply that precedes the
+ *                   handshake (the 220), before that reply is flushed.
+ *                   Output queued before the call goes out in clear, later
+ *                   output inside TLS.  The handshake begins from the
+ *                   loop, so the caller may still configure io_ssl().
  *   io_data(), io_drop()     look at and consume buffered input.
  *   io_write(), io_printf()  queue output; io_queued() says how much waits.
  *   io_pause_input(), io_resume_input()  stop / restart reading.
  *   io_set_timeout()   inactivity timeout: IO_TIMEOUT after ms without
- *                      progress in either direction (0: none).
+ *                      progress in either direction (0: none).  It fires
+ *                      once; progress or a new io_set_timeout() re-arms it.
  *   io_set_lowat()     IO_LOWAT when queued output drops to this (default 0).
  *
  * To close politely, the owner queues its last reply, pauses input, and
@@ -25,7 +32,8 @@
  *   IO_CONNECTED     io_connect() succeeded
  *   IO_TLSREADY      handshake done; io_tls_*() describe it
  *   IO_DATAIN        new input is buffered (called again while unconsumed
- *                    input remains only when more arrives)
+ *                    input remains only when more arrives; after
+ *                    io_resume_input() the owner looks at io_data() itself)
  *   IO_LOWAT         queued output fell to the low-water mark
  *   IO_TIMEOUT       inactivity timeout
  *   IO_DISCONNECTED  the peer closed (clean EOF or TLS close_notify)
