@@ -9,6 +9,17 @@
  *   conf_domain_accepted()  is a recipient domain one of accepted_domains?
  *   conf_relay_client()     is a client address inside relay_networks?
  *   conf_parse_size(), conf_parse_duration()  "35M", "5m" and friends.
+ *   conf_parse_cidr(), conf_parse_listen_address(), conf_parse_host(),
+ *   conf_parse_address_space(), conf_parse_domain(), conf_valid_name()
+ *                 the value checks the loader uses, for the command line
+ *                 (`connector add`) to check options the same way.
+ *   conf_format_size(), conf_format_duration()  the reverse: "35M", "5m".
+ *   conf_listener_tls_name(), conf_connector_tls_name(),
+ *   conf_connector_tls_from_name()  enum <-> configuration word.
+ *   conf_connector_find()   a connector by name (case-insensitive).
+ *   conf_print_connector()  one [connector NAME] section, as in
+ *                 connectors.d/NAME.conf; conf_load() reads it back.
+ *   conf_retry_delay()      the wait before retry number N.
  *
  * Relative paths (state_dir) are taken relative to the directory of the
  * main configuration file and stored absolute.  The model is read-only once
@@ -114,11 +125,17 @@ struct conf {
 	size_t n_listeners;
 	struct conf_connector *connectors;
 	size_t n_connectors;
+
+	/* [metrics] */
+	char *metrics_address;		/* as written; NULL: no metrics */
+	struct sockaddr_storage metrics_sa;
+	socklen_t metrics_salen;
 };
 
 /*
  * Load path.  On failure returns NULL and writes one sentence into err:
- * "FILE:LINE: key 'x': reason" (or "FILE: reason" when no line applies).
+ * "FILE:LINE: [section] key 'x': reason" (or "FILE: reason" when no line
+ * applies).  Not thread-safe: inih is configured through its globals.
  */
 struct conf *conf_load(const char *path, char *err, size_t errlen);
 void conf_free(struct conf *conf);
@@ -131,5 +148,56 @@ bool conf_relay_client(const struct conf *conf, const struct sockaddr *sa);
 /* 0 on success; -1 on a malformed or out-of-range value. */
 int conf_parse_size(const char *text, uint64_t *out);
 int conf_parse_duration(const char *text, unsigned *seconds);
+
+/*
+ * The value checks below return 0, or -1 with one phrase naming the value
+ * and what is wrong with it in err ("'10.0.0.1/8' has host bits set");
+ * err may be NULL.
+ */
+
+/* "10.0.0.0/8", "::1/128", a bare address (/32, /128); ::ffff:a.b.c.d/N
+ * with N >= 96 is stored as IPv4. */
+int conf_parse_cidr(const char *text, struct conf_cidr *out, char *err,
+		    size_t errlen);
+/* "127.0.0.1:25", "*:25" (0.0.0.0), "[::1]:25": numeric only. */
+int conf_parse_listen_address(const char *text, struct sockaddr_storage *sa,
+			      socklen_t *salen, char *err, size_t errlen);
+/* "host", "host:port", "192.0.2.1", "[192.0.2.1]:2525", "[2001:db8::1]";
+ * out->host is allocated (free it). */
+int conf_parse_host(const char *text, struct conf_host *out, char *err,
+		    size_t errlen);
+/* "example.com", "*.example.com", "*", each with an optional ";COST"
+ * (1-100); out->pattern is allocated, lower-cased. */
+int conf_parse_address_space(const char *text, struct conf_address_space *out,
+			     char *err, size_t errlen);
+
+#define CONF_DOMAIN_FQDN 0x1	   /* at least two labels */
+#define CONF_DOMAIN_SUBDOMAINS 0x2 /* "*.example.com" allowed */
+#define CONF_DOMAIN_ANY 0x4	   /* "*" allowed */
+/* A DNS name (letters, digits, '-'; labels of 1-63; 253 at most); one
+ * trailing dot is dropped; written lower-cased into out (256 bytes do). */
+int conf_parse_domain(const char *text, unsigned flags, char *out,
+		      size_t outlen, char *err, size_t errlen);
+/* A listener or connector name: [A-Za-z0-9][A-Za-z0-9._-]*, 64 at most
+ * (it is also a file name in connectors.d/). */
+bool conf_valid_name(const char *name);
+
+/* Largest exact unit: 36700160 -> "35M", 300 -> "5m".  Returns buf. */
+char *conf_format_size(uint64_t bytes, char *buf, size_t len);
+char *conf_format_duration(unsigned seconds, char *buf, size_t len);
+
+const char *conf_listener_tls_name(enum conf_listener_tls tls);
+const char *conf_connector_tls_name(enum conf_connector_tls tls);
+/* "none" | "may" | "encrypt" | "verify" (any case); 0 or -1. */
+int conf_connector_tls_from_name(const char *word,
+				 enum conf_connector_tls *out);
+
+const struct conf_connector *conf_connector_find(const struct conf *conf,
+						 const char *name);
+void conf_print_connector(const struct conf_connector *c, FILE *out);
+
+/* Seconds to wait before retry number attempt (0: after the first
+ * failure): retry_schedule[attempt], then its last entry repeated. */
+unsigned conf_retry_delay(const struct conf *conf, unsigned attempt);
 
 #endif
