@@ -121,15 +121,27 @@ field_line_end(struct smtp_msghdr *h, bool complete)
 		h->flags |= MH_F_MSGID_DONE;
 }
 
+/*
+ * Keep the start of the field, without CRs: the CR of a CR LF may arrive
+ * in one piece and its LF in the next, and a stray CR is no part of a
+ * value anyway.
+ */
 static void
 field_keep(struct smtp_msghdr *h, const uint8_t *s, size_t n)
 {
-	size_t room = sizeof h->field - h->field_len;
+	while (n > 0 && h->field_len < sizeof h->field) {
+		const uint8_t *cr = memchr(s, '\r', n);
+		size_t run = cr != NULL ? (size_t)(cr - s) : n;
+		size_t room = sizeof h->field - h->field_len;
+		size_t k = run < room ? run : room;
 
-	if (n > room)
-		n = room;
-	memcpy(h->field + h->field_len, s, n);
-	h->field_len += n;
+		memcpy(h->field + h->field_len, s, k);
+		h->field_len += k;
+		if (cr == NULL || k < run)
+			return;
+		s += run + 1;
+		n -= run + 1;
+	}
 }
 
 static void
@@ -150,13 +162,9 @@ feed_field(struct smtp_msghdr *h, const uint8_t *s, size_t n)
 {
 	const uint8_t *lf = memchr(s, '\n', n);
 	size_t run = lf != NULL ? (size_t)(lf - s) : n;
-	size_t text = run;
 
-	/* The CR of CR LF is not part of the field. */
-	if (lf != NULL && run > 0 && s[run - 1] == '\r')
-		text--;
 	mark_8bit(h, s, run);
-	field_keep(h, s, text);
+	field_keep(h, s, run);
 	if (lf == NULL) {
 		/* A message may end without CR LF (BDAT): learn it now. */
 		field_line_end(h, false);
