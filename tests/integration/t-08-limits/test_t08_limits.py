@@ -12,20 +12,12 @@ t-08 limits: load and size limits that must not take the server down.
     less than 20 MiB meanwhile (case C07 C).
 """
 
-import os
 import threading
 import time
 
 import bhtest
 
 MiB = 1024 * 1024
-
-
-def lean_allocator_env():
-    """Under AddressSanitizer freed memory sits in a quarantine that counts
-    as resident; keep it small so the memory tests measure the server."""
-    opts = os.environ.get("ASAN_OPTIONS", "")
-    return {"ASAN_OPTIONS": (opts + ":" if opts else "") + "quarantine_size_mb=1"}
 
 
 class RssWatch:
@@ -105,7 +97,7 @@ def test_oversized_message_refused_after_dot(server):
 
 
 def test_memory_bounded_on_endless_command_line(server):
-    srv = server(env=lean_allocator_env())
+    srv = server(env=bhtest.lean_allocator_env())
     warm = srv.client()
     warm.ehlo()
     warm.mail(rcpts=("user@example.com",))
