@@ -25,6 +25,8 @@ static const struct option long_options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
+#define USAGE_LINE "usage: bridgehead config check [-c FILE]\n"
+
 static void
 usage_config(FILE *out)
 {
@@ -58,18 +60,19 @@ usage_check(FILE *out)
 }
 
 /*
- * Options of one command level.  Returns -1 to go on, else the exit
- * status (help printed, or a usage error).
+ * Options of one command level; optstring starts with "+" where the next
+ * word is a subcommand.  Returns -1 to go on, else the exit status (help
+ * printed, or a usage error: one sentence and the usage line on stderr).
  */
 static int
-parse_options(int argc, char **argv, const char *who,
+parse_options(int argc, char **argv, const char *optstring, const char *who,
 	      void (*usage)(FILE *), const char **config)
 {
 	int ch;
 
 	optind = 0;	/* glibc: start afresh on this argv */
 	opterr = 0;	/* our own messages, naming the command */
-	while ((ch = getopt_long(argc, argv, "+:c:h", long_options, NULL)) !=
+	while ((ch = getopt_long(argc, argv, optstring, long_options, NULL)) !=
 	       -1) {
 		switch (ch) {
 		case 'c':
@@ -80,13 +83,12 @@ parse_options(int argc, char **argv, const char *who,
 			return CLI_OK;
 		case ':':
 			fprintf(stderr, "bridgehead %s: option '%s' needs a "
-					"file name\n", who, argv[optind - 1]);
-			usage(stderr);
+					"file name\n" USAGE_LINE,
+				who, argv[optind - 1]);
 			return CLI_USAGE;
 		default:
-			fprintf(stderr, "bridgehead %s: unknown option '%s'\n",
-				who, argv[optind - 1]);
-			usage(stderr);
+			fprintf(stderr, "bridgehead %s: unknown option '%s'\n"
+					USAGE_LINE, who, argv[optind - 1]);
 			return CLI_USAGE;
 		}
 	}
@@ -96,15 +98,14 @@ parse_options(int argc, char **argv, const char *who,
 static int
 config_check(int argc, char **argv, const char *config)
 {
-	int rc = parse_options(argc, argv, "config check", usage_check,
+	int rc = parse_options(argc, argv, ":c:h", "config check", usage_check,
 			       &config);
 
 	if (rc != -1)
 		return rc;
 	if (optind < argc) {
 		fprintf(stderr, "bridgehead config check: unexpected argument "
-				"'%s'\n", argv[optind]);
-		usage_check(stderr);
+				"'%s'\n" USAGE_LINE, argv[optind]);
 		return CLI_USAGE;
 	}
 	struct conf *conf = cli_load_conf(config);
@@ -123,19 +124,20 @@ int
 cli_config(int argc, char **argv)
 {
 	const char *config = NULL;
-	int rc = parse_options(argc, argv, "config", usage_config, &config);
+	int rc = parse_options(argc, argv, "+:c:h", "config", usage_config,
+			       &config);
 
 	if (rc != -1)
 		return rc;
 	if (optind >= argc) {
-		fprintf(stderr, "bridgehead config: a subcommand is needed\n");
-		usage_config(stderr);
+		fprintf(stderr, "bridgehead config: a subcommand is needed "
+				"(check)\n" USAGE_LINE);
 		return CLI_USAGE;
 	}
 	const char *sub = argv[optind];
 	if (strcmp(sub, "check") == 0)
 		return config_check(argc - optind, argv + optind, config);
-	fprintf(stderr, "bridgehead config: unknown subcommand '%s'\n", sub);
-	usage_config(stderr);
+	fprintf(stderr, "bridgehead config: unknown subcommand '%s'\n"
+			USAGE_LINE, sub);
 	return CLI_USAGE;
 }
