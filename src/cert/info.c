@@ -257,8 +257,7 @@ cert_info_describe(X509 *leaf, STACK_OF(X509) *chain, time_t now,
 	name_text(X509_get_subject_name(leaf), out->subject,
 		  sizeof out->subject);
 	name_text(X509_get_issuer_name(leaf), out->issuer, sizeof out->issuer);
-	out->self_issued = X509_NAME_cmp(X509_get_subject_name(leaf),
-					 X509_get_issuer_name(leaf)) == 0;
+	out->self_signed = X509_self_signed(leaf, 1) == 1;
 	if (asn1_time(X509_get0_notBefore(leaf), &out->not_before) == -1 ||
 	    asn1_time(X509_get0_notAfter(leaf), &out->not_after) == -1) {
 		snprintf(err, errlen, "the certificate's validity dates "

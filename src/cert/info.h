@@ -38,7 +38,7 @@ struct cert_info_link {
 struct cert_info {
 	char subject[CERT_INFO_NAME_MAX];
 	char issuer[CERT_INFO_NAME_MAX];
-	bool self_issued;		/* issuer name == subject name */
+	bool self_signed;		/* issued by itself, signature checked */
 	char sans[CERT_INFO_MAX_SANS][CERT_INFO_SAN_MAX]; /* DNS names, IPs */
 	size_t n_sans;
 	size_t sans_omitted;

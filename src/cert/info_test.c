@@ -158,7 +158,7 @@ test_leaf_with_chain(void **state)
 	}
 	CHECK_STR("subject", info.subject, "CN=a.example, O=Ex\\, ample, C=DE");
 	CHECK_STR("issuer", info.issuer, "CN=Test Root, O=Example Trust");
-	CHECK_INT("self_issued", info.self_issued, 0);
+	CHECK_INT("self_signed", info.self_signed, 0);
 	CHECK_STR("serial", info.serial, "0123456789ABCDEF");
 	CHECK_STR("not_before", info.not_before_text, "2026-12-03T17:28:36Z");
 	CHECK_STR("not_after", info.not_after_text, "2036-11-30T17:28:36Z");
@@ -193,7 +193,7 @@ test_root_rsa(void **state)
 
 	assert_int_equal(cert_info_load(path, 0, &info, err, sizeof err), 0);
 	CHECK_STR("key", info.key, "RSA 2048");
-	CHECK_INT("self_issued", info.self_issued, 1);
+	CHECK_INT("self_signed", info.self_signed, 1);
 	CHECK_INT("n_sans", info.n_sans, 0);
 	CHECK_INT("n_chain", info.n_chain, 0);
 	/* no EKU extension: any purpose */

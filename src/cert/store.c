@@ -5,6 +5,7 @@
  *   cert_store_current()  the cert.pem and key.pem paths inside the
  *       version `current` points at now (resolved, so a later switch does
  *       not change a path already handed out).
+ *   cert_store_find()     the same, saying why when the store is broken.
  *   cert_store_install()  check that the key belongs to the certificate,
  *       write a new version, switch `previous` and `current`; nothing
  *       visible changes on failure.
@@ -52,6 +53,14 @@ cert_store_current(const char *state_dir, char *cert_path, size_t cert_len,
 
 	return cert_layout_current(state_dir, cert_path, cert_len, key_path,
 				   key_len, err, sizeof err);
+}
+
+int
+cert_store_find(const char *state_dir, char *cert_path, size_t cert_len,
+		char *key_path, size_t key_len, char *err, size_t errlen)
+{
+	return cert_layout_current(state_dir, cert_path, cert_len, key_path,
+				   key_len, err, errlen);
 }
 
 /* fsync a folder so that the names created or renamed in it are durable. */
