@@ -1231,7 +1231,8 @@ read_line(char *str, int num, void *stream)
 	const char *s = str;
 	if (p->lineno == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0)
 		s += 3;	/* inih skips a UTF-8 BOM too */
-	s += strspn(s, " \t");
+	while (isspace((unsigned char)*s))	/* as inih's lskip() */
+		s++;
 	if (*s == '[' && begin_section(p, s) == -1)
 		return NULL;
 	return str;
