@@ -7,6 +7,7 @@ PKGS      := openssl libevent libevent_pthreads inih cmocka
 DEB_PKGS  := libssl-dev libevent-dev libinih-dev libcmocka-dev pkg-config
 PYTHON    := /usr/bin/python3
 
+VERSION  := 0.1.0
 BUILD    ?= build
 CC       ?= cc
 CFLAGS_WARN := -std=c17 -Wall -Wextra -Wshadow -Wstrict-prototypes \
@@ -15,7 +16,6 @@ CFLAGS_DEF  := -D_GNU_SOURCE -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED 
 	-DBRIDGEHEAD_VERSION='"$(VERSION)"'
 OPT      ?= -O2 -g
 SANITIZE ?=
-VERSION  := 0.1.0
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs openssl libevent libevent_pthreads inih 2>/dev/null) -lpthread
@@ -68,7 +68,7 @@ $(BUILD)/obj/main.o: src/main.c $(BUILD)/.deps-ok
 # module's tests never wait on another module.
 module_objs = $(filter $(BUILD)/obj/$(1)/% $(BUILD)/obj/util/%,$(LIB_OBJS))
 .SECONDEXPANSION:
-$(BUILD)/tests/%_test: src/%_test.c $$(call module_objs,$$(patsubst %/,%,$$(dir $$*)))
+$(BUILD)/tests/%_test: src/%_test.c $$(call module_objs,$$(firstword $$(subst /, ,$$*)))
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $^ $(PKG_LIBS) $(TEST_LIBS) $(LDFLAGS_ALL)
 
