@@ -21,6 +21,30 @@
  *   spool_msg_commit()   make it durable, then call back on the loop.
  *   spool_foreach(), spool_load(), spool_delete(), spool_content_path():
  *                        for the CLI and the scheduler.
+ *   spool_update()       rewrite a committed envelope durably (attempts,
+ *                        recipient states, next attempt, held).
+ *   spool_open_flags()   spool_open() with SPOOL_NOCREATE for the CLI:
+ *                        "no queue at PATH" instead of creating one.
+ *   spool_msg_size()     bytes written so far (for env->size).
+ *   spool_stats()        commits and directory fsyncs so far.
+ *
+ * Threads: every function runs on the loop thread (or in the CLI); only
+ * the commit work runs on the pool.  Without an event base (CLI use) no
+ * thread is ever started and spool_msg_commit() must not be called.
+ * spool_close() first runs the callbacks of every pending commit, so
+ * messages still being written must be aborted before it.
+ *
+ * Fault injection (tests only).  BRIDGEHEAD_FAULT, read by spool_open(), is
+ * a comma-separated list of OP:ERRNO[:AFTER]: the AFTER first calls of OP
+ * succeed (default 0), every later one fails with ERRNO (a name such as
+ * ENOSPC, EDQUOT, EIO, EROFS, EACCES, or a number).  OP is one of
+ *   spool_create  creating incoming/ID.msg (spool_msg_new)
+ *   spool_write   any write(2) of message content or an envelope
+ *   spool_fsync   any fsync(2) of a queue file or directory
+ *   spool_rename  any rename(2) into active/
+ * e.g. BRIDGEHEAD_FAULT=spool_write:ENOSPC makes every commit fail with
+ * ENOSPC (the server answers 452 4.3.1) and leaves nothing in the queue.
+ * A malformed value makes spool_open() fail, naming it.
  */
 #ifndef BH_QUEUE_SPOOL_H
 #define BH_QUEUE_SPOOL_H
@@ -39,8 +63,15 @@ typedef void spool_commit_cb(void *arg, const char *id, int error);
 
 struct spool *spool_open(const char *state_dir, struct event_base *base,
 			 char *err, size_t errlen);
+#define SPOOL_NOCREATE 0x1	/* the queue must exist already */
+struct spool *spool_open_flags(const char *state_dir, struct event_base *base,
+			       int flags, char *err, size_t errlen);
 void spool_close(struct spool *spool);
 
+/*
+ * 0, or -1 with errno when a folder cannot be read.  n_messages: committed
+ * messages found; n_corrupt: files moved to corrupt/ (each logged).
+ */
 int spool_recover(struct spool *spool, size_t *n_messages, size_t *n_corrupt);
 
 /* NULL with errno set on failure. */
@@ -48,6 +79,7 @@ struct spool_msg *spool_msg_new(struct spool *spool);
 const char *spool_msg_id(const struct spool_msg *msg);
 /* 0, or -1 with errno (sticky: later writes fail too). */
 int spool_msg_write(struct spool_msg *msg, const void *data, size_t len);
+uint64_t spool_msg_size(const struct spool_msg *msg);
 void spool_msg_abort(struct spool_msg *msg);
 /*
  * Takes ownership of msg.  env->id must equal the message id; env is
@@ -69,5 +101,20 @@ int spool_content_path(struct spool *spool, const char *id, char *path,
 
 /* Is id a well-formed queue id (8-32 of [0-9A-Za-z])? */
 int spool_id_valid(const char *id);
+
+/*
+ * Replace the envelope of a committed message (same id): written and
+ * fsync'd in incoming/, exchanged atomically with active/ID.env, active/
+ * fsync'd.  Blocks for those fsyncs.  0, or -1 with errno (ENOENT: the
+ * message is gone -- a deleted message is never brought back).
+ */
+int spool_update(struct spool *spool, const struct envelope *env);
+
+struct spool_stats {
+	uint64_t commits;	/* successful commits */
+	uint64_t failures;	/* failed commits */
+	uint64_t dir_fsyncs;	/* fsyncs of active/ for commits (grouped) */
+};
+void spool_stats(struct spool *spool, struct spool_stats *stats);
 
 #endif

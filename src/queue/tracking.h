@@ -4,10 +4,21 @@
  * from, rcpt (array), connector, host, addr, reply, tls
  * ({"version","cipher","peer","verified"} or null).
  *
- *   tracking_open()      open (create) the log for appending.
+ *   tracking_open()      open (create) the log for appending: 0, or -1
+ *                        with errno.  Calling it again reopens (rotation).
  *   tracking_received()  the event for a message just committed.
- *   tracking_event()     any other event (delivered, deferred, ...).
+ *   tracking_event()     any other event (delivered, deferred, deleted, ...).
  *   tracking_close().
+ * Events while the log is not open are dropped; write errors are logged.
+ *
+ * Lines ("received" has size, client, helo, listener instead of
+ * connector, host, addr, reply; every key is always present, null when
+ * unknown):
+ *   {"ts":"2026-12-03T17:00:00.123Z","event":"delivered","id":"...",
+ *    "message_id":"<...>","from":"a@b","rcpt":["c@d"],"connector":"out",
+ *    "host":"smarthost.example.net","addr":"203.0.113.10",
+ *    "reply":"250 2.0.0 ok","tls":{"version":"TLSv1.3","cipher":"...",
+ *    "peer":"CN=...","verified":true}}
  *
  * Each event is one write(2) of one line (O_APPEND), so lines never
  * interleave.  Strings are JSON-escaped; invalid UTF-8 is escaped too.

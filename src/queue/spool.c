@@ -1,0 +1,1296 @@
+/*
+ * spool: the queue on disk and the one durable-write path of a message
+ * (docs/queue-format.md).  See spool.h for the public functions.
+ *
+ * Commit protocol, per message (cases C28: a 250 only after all of it):
+ *   1. incoming/ID.msg was created O_EXCL 0600 by spool_msg_new() and
+ *      filled by spool_msg_write() (64 KiB buffer, allocated on first use);
+ *   2. on a worker: flush ID.msg, write incoming/ID.env (the envelope
+ *      text), fsync ID.msg, fsync ID.env;
+ *   3. rename ID.msg, then ID.env, into active/ (RENAME_NOREPLACE: an id
+ *      collision is an error, never an overwrite);
+ *   4. wait for an fsync of active/ that started after the renames
+ *      (group commit, commit.h);
+ *   5. post the result to the loop, which calls the callback.
+ * The envelope in active/ is the commit point: recovery drops an ID.msg
+ * without one, and spool_delete() removes it first.  On any failure the
+ * files of the message are removed from incoming/ and active/ (envelope
+ * first) and the callback gets the errno.
+ *
+ * Everything here runs on the loop thread except spool_commit_batch(),
+ * which touches only its own messages, the directory descriptors (read-only
+ * after open), the fault counters (atomics) and the dirsync (its mutex).
+ */
+#include "queue/spool.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "queue/commit.h"
+#include "queue/qid.h"
+#include "util/log.h"
+
+#define SPOOL_BUF_SIZE (64 * 1024)
+#define SPOOL_ENV_MAX (16 * 1024 * 1024) /* far above 1000 recipients */
+#define SPOOL_NAME_MAX (QID_MAX + 8)	 /* "ID.msg" */
+#define SPOOL_CREATE_TRIES 8
+
+enum spool_op {
+	SPOOL_OP_CREATE,
+	SPOOL_OP_WRITE,
+	SPOOL_OP_FSYNC,
+	SPOOL_OP_RENAME,
+	SPOOL_OP_COUNT,
+};
+
+static const char *const spool_op_names[SPOOL_OP_COUNT] = {
+	"spool_create", "spool_write", "spool_fsync", "spool_rename",
+};
+
+struct spool_fault {
+	bool armed;
+	int error;
+	unsigned long after;
+	atomic_ulong calls;
+};
+
+struct spool {
+	char *queue_dir; /* state_dir/queue */
+	int incoming_fd;
+	int active_fd;
+	int corrupt_fd;
+	struct commit_pool *pool; /* NULL without an event base */
+	struct commit_dirsync active_sync;
+	bool sync_ready;
+	struct spool_fault faults[SPOOL_OP_COUNT];
+	uint64_t commits;  /* loop thread */
+	uint64_t failures; /* loop thread */
+};
+
+struct spool_msg {
+	struct commit_job job; /* first: the pool hands the job back */
+	struct spool *spool;
+	char id[QID_MAX + 1];
+	int fd;
+	int env_fd;	/* worker only */
+	bool msg_moved;	/* worker only: renamed into active/ */
+	bool env_moved;
+	char *buf;
+	size_t buflen;
+	uint64_t size;
+	int error; /* sticky errno */
+	char *env_text;
+	size_t env_len;
+	spool_commit_cb *cb;
+	void *arg;
+	int result;
+	const char *failed_op;
+};
+
+enum spool_name_kind { SPOOL_NAME_OTHER, SPOOL_NAME_MSG, SPOOL_NAME_ENV };
+
+static commit_run_fn spool_commit_batch;
+
+/* ------------------------------------------------------------- helpers */
+
+/* "ID.msg" / "ID.env" with a valid id; id gets the id part. */
+static enum spool_name_kind
+spool_name_kind(const char *name, char id[QID_MAX + 1])
+{
+	size_t n = strlen(name);
+
+	if (n < 5 || name[n - 4] != '.' || !qid_valid(name, n - 4))
+		return SPOOL_NAME_OTHER;
+	memcpy(id, name, n - 4);
+	id[n - 4] = '\0';
+	if (strcmp(name + n - 3, "msg") == 0)
+		return SPOOL_NAME_MSG;
+	if (strcmp(name + n - 3, "env") == 0)
+		return SPOOL_NAME_ENV;
+	return SPOOL_NAME_OTHER;
+}
+
+static void
+spool_name(char *out, size_t len, const char *id, const char *ext)
+{
+	int n = snprintf(out, len, "%s.%s", id, ext);
+	if (n < 0 || (size_t)n >= len)
+		panic("spool: name of %s.%s does not fit", id, ext);
+}
+
+/* The seam of BRIDGEHEAD_FAULT: -1 with errno when op is to fail now. */
+static int
+spool_fault(struct spool *spool, enum spool_op op)
+{
+	struct spool_fault *f = &spool->faults[op];
+
+	if (!f->armed)
+		return 0;
+	if (atomic_fetch_add(&f->calls, 1) < f->after)
+		return 0;
+	errno = f->error;
+	return -1;
+}
+
+static int
+spool_write_all(struct spool *spool, int fd, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		if (spool_fault(spool, SPOOL_OP_WRITE) != 0)
+			return -1;
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0) { /* a regular file never does this */
+			errno = EIO;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int
+spool_fsync_fd(struct spool *spool, int fd)
+{
+	if (spool_fault(spool, SPOOL_OP_FSYNC) != 0)
+		return -1;
+	while (fsync(fd) != 0) {
+		if (errno != EINTR)
+			return -1;
+	}
+	return 0;
+}
+
+/* The fsync that commit_dirsync_wait() runs: 0 or errno. */
+static int
+spool_dirsync_fn(void *arg, int fd)
+{
+	return spool_fsync_fd(arg, fd) == 0 ? 0 : errno;
+}
+
+/* Rename that never replaces an existing file. */
+static int
+spool_rename_noreplace(int from_fd, const char *from, int to_fd,
+		       const char *to)
+{
+	struct stat st;
+
+	if (renameat2(from_fd, from, to_fd, to, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	/* A filesystem without RENAME_NOREPLACE: ids are unique anyway. */
+	if (fstatat(to_fd, to, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		errno = EEXIST;
+		return -1;
+	}
+	return renameat(from_fd, from, to_fd, to);
+}
+
+/* The same for the commit path, where BRIDGEHEAD_FAULT applies. */
+static int
+spool_rename_new(struct spool *spool, int from_fd, const char *from,
+		 int to_fd, const char *to)
+{
+	if (spool_fault(spool, SPOOL_OP_RENAME) != 0)
+		return -1;
+	return spool_rename_noreplace(from_fd, from, to_fd, to);
+}
+
+static bool
+spool_exists(int dirfd, const char *name)
+{
+	struct stat st;
+	return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* Whole file dirfd/name into a malloc'd NUL-terminated buffer. */
+static int
+spool_read_file(int dirfd, const char *name, size_t max, char **text,
+		size_t *len)
+{
+	struct stat st;
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) != 0)
+		goto fail;
+	if (!S_ISREG(st.st_mode)) {
+		errno = EINVAL;
+		goto fail;
+	}
+	if ((uint64_t)st.st_size > max) {
+		errno = EFBIG;
+		goto fail;
+	}
+	size_t cap = (size_t)st.st_size;
+	char *buf = malloc(cap + 1);
+	if (buf == NULL)
+		goto fail;
+	size_t got = 0;
+	while (got < cap) {
+		ssize_t n = read(fd, buf + got, cap - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			free(buf);
+			goto fail;
+		}
+		if (n == 0)
+			break; /* shrank meanwhile: parse what is there */
+		got += (size_t)n;
+	}
+	close(fd);
+	buf[got] = '\0';
+	*text = buf;
+	*len = got;
+	return 0;
+fail:;
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+/* Names in a directory, without "." and "..". */
+static int
+spool_list_dir(int dirfd, char ***names, size_t *n_names)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+	char **list = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+
+	if (dir == NULL) {
+		int saved = errno;
+		if (fd >= 0)
+			close(fd);
+		errno = saved;
+		return -1;
+	}
+	for (;;) {
+		errno = 0;
+		de = readdir(dir);
+		if (de == NULL)
+			break;
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			char **nl = realloc(list, ncap * sizeof *nl);
+			if (nl == NULL)
+				goto fail;
+			list = nl;
+			cap = ncap;
+		}
+		list[n] = strdup(de->d_name);
+		if (list[n] == NULL)
+			goto fail;
+		n++;
+	}
+	if (errno != 0)
+		goto fail;
+	closedir(dir);
+	*names = list;
+	*n_names = n;
+	return 0;
+fail:;
+	int saved = errno;
+	for (size_t i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
+	closedir(dir);
+	errno = saved;
+	return -1;
+}
+
+static void
+spool_free_names(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+/* ------------------------------------------------------- open and close */
+
+static const struct {
+	const char *name;
+	int value;
+} spool_errnos[] = {
+	{ "ENOSPC", ENOSPC }, { "EDQUOT", EDQUOT }, { "EIO", EIO },
+	{ "EROFS", EROFS },   { "EACCES", EACCES }, { "EPERM", EPERM },
+	{ "EMFILE", EMFILE }, { "ENFILE", ENFILE }, { "ENOMEM", ENOMEM },
+	{ "EFBIG", EFBIG },   { "EEXIST", EEXIST }, { "ENOENT", ENOENT },
+};
+
+static int
+spool_parse_errno(const char *s)
+{
+	for (size_t i = 0; i < sizeof spool_errnos / sizeof spool_errnos[0];
+	     i++) {
+		if (strcmp(s, spool_errnos[i].name) == 0)
+			return spool_errnos[i].value;
+	}
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v <= 0 || v > 4095)
+		return -1;
+	return (int)v;
+}
+
+/* One "OP:ERRNO[:AFTER]" item; ops of other modules are left alone. */
+static int
+spool_fault_item(struct spool *spool, char *item, char *err, size_t errlen)
+{
+	char *save = NULL;
+	char *op = strtok_r(item, ":", &save);
+	char *errname = strtok_r(NULL, ":", &save);
+	char *after = strtok_r(NULL, ":", &save);
+	int e;
+	size_t i;
+
+	if (op == NULL || strncmp(op, "spool_", 6) != 0)
+		return 0;
+	for (i = 0; i < SPOOL_OP_COUNT; i++) {
+		if (strcmp(op, spool_op_names[i]) == 0)
+			break;
+	}
+	if (i == SPOOL_OP_COUNT) {
+		snprintf(err, errlen,
+			 "BRIDGEHEAD_FAULT: unknown operation '%s' (spool_create, "
+			 "spool_write, spool_fsync, spool_rename)",
+			 op);
+		return -1;
+	}
+	if (errname == NULL || (e = spool_parse_errno(errname)) < 0) {
+		snprintf(err, errlen,
+			 "BRIDGEHEAD_FAULT: '%s' needs an errno such as ENOSPC",
+			 op);
+		return -1;
+	}
+	unsigned long n = 0;
+	if (after != NULL) {
+		char *end;
+		errno = 0;
+		n = strtoul(after, &end, 10);
+		if (errno != 0 || end == after || *end != '\0' ||
+		    strtok_r(NULL, ":", &save) != NULL) {
+			snprintf(err, errlen,
+				 "BRIDGEHEAD_FAULT: bad count '%s' for '%s'",
+				 after, op);
+			return -1;
+		}
+	}
+	spool->faults[i].armed = true;
+	spool->faults[i].error = e;
+	spool->faults[i].after = n;
+	atomic_store(&spool->faults[i].calls, 0);
+	log_warn("fault injection: %s fails with %s after %lu calls", op,
+		 strerror(e), n);
+	return 0;
+}
+
+static int
+spool_fault_parse(struct spool *spool, char *err, size_t errlen)
+{
+	const char *spec = getenv("BRIDGEHEAD_FAULT");
+
+	if (spec == NULL || *spec == '\0')
+		return 0;
+	char *copy = strdup(spec);
+	if (copy == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	char *save = NULL;
+	int rc = 0;
+	for (char *item = strtok_r(copy, ",", &save); item != NULL && rc == 0;
+	     item = strtok_r(NULL, ",", &save))
+		rc = spool_fault_item(spool, item, err, errlen);
+	free(copy);
+	return rc;
+}
+
+static int
+spool_fsync_path(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int rc = fsync(fd);
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return rc;
+}
+
+/* mkdir that accepts an existing directory; fsyncs parent on creation. */
+static int
+spool_mkdir(const char *path, const char *parent, mode_t mode, char *err,
+	    size_t errlen)
+{
+	struct stat st;
+
+	if (mkdir(path, mode) == 0) {
+		if (spool_fsync_path(parent) != 0) {
+			snprintf(err, errlen, "cannot fsync %s: %s", parent,
+				 strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
+	if (errno != EEXIST) {
+		snprintf(err, errlen, "cannot create %s: %s", path,
+			 strerror(errno));
+		return -1;
+	}
+	if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s is not a directory", path);
+		return -1;
+	}
+	return 0;
+}
+
+static char *
+spool_path(const char *dir, const char *name)
+{
+	size_t len = strlen(dir) + 1 + strlen(name) + 1;
+	char *p = malloc(len);
+	if (p != NULL)
+		snprintf(p, len, "%s/%s", dir, name);
+	return p;
+}
+
+static int
+spool_open_dirs(struct spool *spool, const char *state_dir, bool create,
+		char *err, size_t errlen)
+{
+	static const char *const subdirs[] = { "incoming", "active",
+					       "corrupt" };
+	int *fds[] = { &spool->incoming_fd, &spool->active_fd,
+		       &spool->corrupt_fd };
+
+	if (create) {
+		char *parent = strdup(state_dir);
+		if (parent == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		char *slash = strrchr(parent, '/');
+		if (slash == NULL)
+			snprintf(parent, strlen(parent) + 1, ".");
+		else
+			slash[slash == parent ? 1 : 0] = '\0';
+		/* Group-readable: log/ and the control socket live there. */
+		int rc = spool_mkdir(state_dir, parent, 0750, err, errlen);
+		free(parent);
+		if (rc != 0 || spool_mkdir(spool->queue_dir, state_dir, 0700,
+					   err, errlen) != 0)
+			return -1;
+	}
+	for (size_t i = 0; i < 3; i++) {
+		char *path = spool_path(spool->queue_dir, subdirs[i]);
+		if (path == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		if (create && spool_mkdir(path, spool->queue_dir, 0700, err,
+					  errlen) != 0) {
+			free(path);
+			return -1;
+		}
+		*fds[i] = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (*fds[i] < 0) {
+			if (errno == ENOENT && !create)
+				snprintf(err, errlen, "no queue at %s",
+					 spool->queue_dir);
+			else
+				snprintf(err, errlen, "cannot open %s: %s",
+					 path, strerror(errno));
+			free(path);
+			return -1;
+		}
+		free(path);
+	}
+	return 0;
+}
+
+struct spool *
+spool_open_flags(const char *state_dir, struct event_base *base, int flags,
+		 char *err, size_t errlen)
+{
+	struct spool *spool = calloc(1, sizeof *spool);
+
+	if (spool == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	spool->incoming_fd = spool->active_fd = spool->corrupt_fd = -1;
+	spool->queue_dir = spool_path(state_dir, "queue");
+	if (spool->queue_dir == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (spool_fault_parse(spool, err, errlen) != 0 ||
+	    spool_open_dirs(spool, state_dir, !(flags & SPOOL_NOCREATE), err,
+			    errlen) != 0)
+		goto fail;
+	if (base != NULL) {
+		if (commit_dirsync_init(&spool->active_sync, spool->active_fd,
+					spool_dirsync_fn, spool) != 0) {
+			snprintf(err, errlen, "cannot start the commit: %s",
+				 strerror(errno));
+			goto fail;
+		}
+		spool->sync_ready = true;
+		spool->pool = commit_pool_new(base, COMMIT_THREADS_DEFAULT,
+					      spool_commit_batch, spool);
+		if (spool->pool == NULL) {
+			snprintf(err, errlen, "cannot start the commit: %s",
+				 strerror(errno));
+			goto fail;
+		}
+	}
+	return spool;
+fail:
+	spool_close(spool);
+	return NULL;
+}
+
+struct spool *
+spool_open(const char *state_dir, struct event_base *base, char *err,
+	   size_t errlen)
+{
+	return spool_open_flags(state_dir, base, 0, err, errlen);
+}
+
+void
+spool_close(struct spool *spool)
+{
+	if (spool == NULL)
+		return;
+	commit_pool_free(spool->pool); /* runs pending callbacks first */
+	if (spool->sync_ready)
+		commit_dirsync_destroy(&spool->active_sync);
+	if (spool->incoming_fd >= 0)
+		close(spool->incoming_fd);
+	if (spool->active_fd >= 0)
+		close(spool->active_fd);
+	if (spool->corrupt_fd >= 0)
+		close(spool->corrupt_fd);
+	free(spool->queue_dir);
+	free(spool);
+}
+
+void
+spool_stats(struct spool *spool, struct spool_stats *stats)
+{
+	stats->commits = spool->commits;
+	stats->failures = spool->failures;
+	stats->dir_fsyncs = spool->sync_ready ?
+		commit_dirsync_count(&spool->active_sync) : 0;
+}
+
+/* ------------------------------------------------------------- recover */
+
+/* Move dir/name to corrupt/, never replacing anything there. */
+static int
+spool_move_corrupt(struct spool *spool, const char *name, const char *why)
+{
+	char target[NAME_MAX + 1];
+
+	for (unsigned i = 0; i < 1000; i++) {
+		if (i == 0)
+			snprintf(target, sizeof target, "%s", name);
+		else
+			snprintf(target, sizeof target, "%.200s.%u", name, i);
+		if (spool_rename_noreplace(spool->active_fd, name,
+					   spool->corrupt_fd, target) == 0) {
+			char shown[256];
+			log_warn("spool: moved %s to corrupt/%s: %s",
+				 log_escape(shown, sizeof shown, name,
+					    strlen(name)),
+				 target, why);
+			return 0;
+		}
+		if (errno != EEXIST)
+			break;
+	}
+	char shown[256];
+	log_warn("spool: cannot move %s to corrupt/ (%s), left in active/: %s",
+		 log_escape(shown, sizeof shown, name, strlen(name)), why,
+		 strerror(errno));
+	return -1;
+}
+
+static void
+spool_clear_incoming(struct spool *spool)
+{
+	char **names;
+	size_t n;
+
+	if (spool_list_dir(spool->incoming_fd, &names, &n) != 0) {
+		log_warn("spool: cannot read %s/incoming: %s", spool->queue_dir,
+			 strerror(errno));
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char shown[256];
+		log_escape(shown, sizeof shown, names[i], strlen(names[i]));
+		if (unlinkat(spool->incoming_fd, names[i], 0) == 0)
+			log_info("spool: removed incoming/%s (never committed)",
+				 shown);
+		else
+			log_warn("spool: cannot remove incoming/%s: %s", shown,
+				 strerror(errno));
+	}
+	spool_free_names(names, n);
+}
+
+/* An ID.env with its ID.msg: keep it if it parses and names itself. */
+static bool
+spool_check_pair(struct spool *spool, const char *id, char *why, size_t len)
+{
+	char name[SPOOL_NAME_MAX], perr[256];
+	struct envelope env = { 0 };
+	char *text;
+	size_t tlen;
+
+	spool_name(name, sizeof name, id, "env");
+	if (spool_read_file(spool->active_fd, name, SPOOL_ENV_MAX, &text,
+			    &tlen) != 0) {
+		snprintf(why, len, "unreadable envelope: %s", strerror(errno));
+		return false;
+	}
+	int rc = envelope_parse(text, tlen, &env, perr, sizeof perr);
+	free(text);
+	if (rc != 0) {
+		snprintf(why, len, "unreadable envelope: %s", perr);
+		return false;
+	}
+	bool same = strcmp(env.id, id) == 0;
+	if (!same)
+		snprintf(why, len, "envelope names another id (%s)", env.id);
+	envelope_clear(&env);
+	return same;
+}
+
+/* active/ID.env: keep it with its ID.msg, or move it aside. */
+static void
+spool_recover_env(struct spool *spool, const char *name, const char *id,
+		  size_t *messages, size_t *corrupt)
+{
+	char mname[SPOOL_NAME_MAX], why[320];
+
+	spool_name(mname, sizeof mname, id, "msg");
+	if (!spool_exists(spool->active_fd, mname)) {
+		*corrupt += spool_move_corrupt(spool, name,
+					       "envelope without message") == 0;
+		return;
+	}
+	if (spool_check_pair(spool, id, why, sizeof why)) {
+		(*messages)++;
+		return;
+	}
+	*corrupt += spool_move_corrupt(spool, name, why) == 0;
+	*corrupt += spool_move_corrupt(spool, mname,
+				       "its envelope is unreadable") == 0;
+}
+
+/* active/ID.msg: without an envelope it was never acknowledged. */
+static void
+spool_recover_msg(struct spool *spool, const char *name, const char *id)
+{
+	char ename[SPOOL_NAME_MAX];
+
+	spool_name(ename, sizeof ename, id, "env");
+	if (!spool_exists(spool->active_fd, name) ||
+	    spool_exists(spool->active_fd, ename))
+		return; /* moved with its envelope, or kept with it */
+	if (spool_exists(spool->corrupt_fd, ename)) {
+		/* Its envelope went to corrupt/ but it could not follow. */
+		log_warn("%s: message left in active/ beside a corrupt "
+			 "envelope",
+			 id);
+		return;
+	}
+	if (unlinkat(spool->active_fd, name, 0) == 0)
+		log_info("%s: removed message without envelope (never "
+			 "committed)",
+			 id);
+	else
+		log_warn("%s: cannot remove active/%s: %s", id, name,
+			 strerror(errno));
+}
+
+int
+spool_recover(struct spool *spool, size_t *n_messages, size_t *n_corrupt)
+{
+	char **names;
+	size_t n, messages = 0, corrupt = 0;
+	char id[QID_MAX + 1];
+
+	spool_clear_incoming(spool);
+	if (spool_list_dir(spool->active_fd, &names, &n) != 0)
+		return -1;
+	/* Envelopes first, so that a message is judged with its envelope. */
+	for (size_t i = 0; i < n; i++) {
+		enum spool_name_kind kind = spool_name_kind(names[i], id);
+		if (kind == SPOOL_NAME_ENV)
+			spool_recover_env(spool, names[i], id, &messages,
+					  &corrupt);
+		else if (kind == SPOOL_NAME_OTHER)
+			corrupt += spool_move_corrupt(
+					   spool, names[i],
+					   "not a queue file name") == 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (spool_name_kind(names[i], id) == SPOOL_NAME_MSG)
+			spool_recover_msg(spool, names[i], id);
+	}
+	spool_free_names(names, n);
+	/* Make the clean-up itself durable before delivery starts. */
+	int dirs[] = { spool->incoming_fd, spool->active_fd,
+		       spool->corrupt_fd };
+	for (size_t i = 0; i < 3; i++) {
+		if (fsync(dirs[i]) != 0)
+			log_warn("spool: fsync of %s: %s", spool->queue_dir,
+				 strerror(errno));
+	}
+	if (n_messages != NULL)
+		*n_messages = messages;
+	if (n_corrupt != NULL)
+		*n_corrupt = corrupt;
+	return 0;
+}
+
+/* ------------------------------------------------------------ messages */
+
+struct spool_msg *
+spool_msg_new(struct spool *spool)
+{
+	char name[SPOOL_NAME_MAX];
+	struct spool_msg *msg = calloc(1, sizeof *msg);
+
+	if (msg == NULL)
+		return NULL;
+	msg->spool = spool;
+	msg->fd = -1;
+	msg->env_fd = -1;
+	for (int tries = 0; tries < SPOOL_CREATE_TRIES; tries++) {
+		if (qid_new(msg->id) != 0)
+			break;
+		spool_name(name, sizeof name, msg->id, "msg");
+		if (spool_fault(spool, SPOOL_OP_CREATE) != 0)
+			break;
+		msg->fd = openat(spool->incoming_fd, name,
+				 O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (msg->fd >= 0)
+			return msg;
+		if (errno != EEXIST)
+			break;
+	}
+	int saved = errno;
+	log_warn("spool: cannot create a message in %s/incoming: %s",
+		 spool->queue_dir, strerror(saved));
+	free(msg);
+	errno = saved;
+	return NULL;
+}
+
+const char *
+spool_msg_id(const struct spool_msg *msg)
+{
+	return msg->id;
+}
+
+uint64_t
+spool_msg_size(const struct spool_msg *msg)
+{
+	return msg->size;
+}
+
+static int
+spool_msg_flush(struct spool_msg *msg)
+{
+	if (msg->buflen == 0)
+		return 0;
+	if (spool_write_all(msg->spool, msg->fd, msg->buf, msg->buflen) != 0)
+		return -1;
+	msg->buflen = 0;
+	return 0;
+}
+
+static int
+spool_msg_fail(struct spool_msg *msg)
+{
+	msg->error = errno;
+	log_warn("%s: cannot write message: %s", msg->id, strerror(errno));
+	return -1;
+}
+
+int
+spool_msg_write(struct spool_msg *msg, const void *data, size_t len)
+{
+	const char *p = data;
+
+	if (msg->error != 0) {
+		errno = msg->error;
+		return -1;
+	}
+	msg->size += len;
+	while (len > 0) {
+		if (msg->buf == NULL) {
+			/* Large pieces go straight through, unbuffered. */
+			if (len >= SPOOL_BUF_SIZE) {
+				if (spool_write_all(msg->spool, msg->fd, p,
+						    len) != 0)
+					return spool_msg_fail(msg);
+				return 0;
+			}
+			msg->buf = malloc(SPOOL_BUF_SIZE);
+			if (msg->buf == NULL)
+				return spool_msg_fail(msg);
+		}
+		size_t n = SPOOL_BUF_SIZE - msg->buflen;
+		if (n > len)
+			n = len;
+		memcpy(msg->buf + msg->buflen, p, n);
+		msg->buflen += n;
+		p += n;
+		len -= n;
+		if (msg->buflen == SPOOL_BUF_SIZE && spool_msg_flush(msg) != 0)
+			return spool_msg_fail(msg);
+	}
+	return 0;
+}
+
+static void
+spool_msg_free(struct spool_msg *msg)
+{
+	if (msg->fd >= 0)
+		close(msg->fd);
+	free(msg->buf);
+	free(msg->env_text);
+	free(msg);
+}
+
+void
+spool_msg_abort(struct spool_msg *msg)
+{
+	char name[SPOOL_NAME_MAX];
+
+	if (msg == NULL)
+		return;
+	spool_name(name, sizeof name, msg->id, "msg");
+	if (unlinkat(msg->spool->incoming_fd, name, 0) != 0 && errno != ENOENT)
+		log_warn("%s: cannot remove incoming/%s: %s", msg->id, name,
+			 strerror(errno));
+	spool_msg_free(msg);
+}
+
+/* Remove every file of a failed commit, the envelope first. */
+static void
+spool_commit_undo(struct spool_msg *msg, bool msg_moved, bool env_moved)
+{
+	struct spool *spool = msg->spool;
+	char mname[SPOOL_NAME_MAX], ename[SPOOL_NAME_MAX];
+
+	spool_name(mname, sizeof mname, msg->id, "msg");
+	spool_name(ename, sizeof ename, msg->id, "env");
+	if (env_moved)
+		(void)unlinkat(spool->active_fd, ename, 0);
+	if (msg_moved)
+		(void)unlinkat(spool->active_fd, mname, 0);
+	(void)unlinkat(spool->incoming_fd, ename, 0);
+	(void)unlinkat(spool->incoming_fd, mname, 0);
+	/*
+	 * Best effort: if this fsync fails too, a crash may bring the
+	 * complete, fsync'd message back; that is a duplicate delivery of a
+	 * message the client will send again, never a loss.
+	 */
+	if (env_moved || msg_moved)
+		(void)fsync(spool->active_fd);
+}
+
+/* Create and write incoming/ID.env; its descriptor, or -1 with errno. */
+static int
+spool_write_env(struct spool_msg *msg, const char *name)
+{
+	struct spool *spool = msg->spool;
+	int fd = openat(spool->incoming_fd, name,
+			O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+	if (fd < 0) {
+		msg->failed_op = "create envelope";
+		return -1;
+	}
+	if (spool_write_all(spool, fd, msg->env_text, msg->env_len) != 0) {
+		int saved = errno;
+		msg->failed_op = "write envelope";
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
+/* fsync then close; the first error wins. */
+static int
+spool_sync_close(struct spool_msg *msg, int fd, int err, const char *what)
+{
+	if (fd < 0)
+		return err;
+	if (err == 0 && spool_fsync_fd(msg->spool, fd) != 0) {
+		err = errno;
+		msg->failed_op = what;
+	}
+	/* close() can report a late write error (NFS, quotas). */
+	if (close(fd) != 0 && err == 0) {
+		err = errno;
+		msg->failed_op = "close";
+	}
+	return err;
+}
+
+/* Step 2 for one message, up to the writes: both files written. */
+static void
+spool_commit_write(struct spool_msg *msg, const char *ename)
+{
+	if (msg->error != 0) {
+		msg->result = msg->error;
+		msg->failed_op = "write";
+		return;
+	}
+	if (spool_msg_flush(msg) != 0) {
+		msg->result = errno;
+		msg->failed_op = "write";
+		return;
+	}
+	msg->env_fd = spool_write_env(msg, ename);
+	if (msg->env_fd < 0) {
+		msg->result = errno;
+		return;
+	}
+	/*
+	 * Start writeback of both now, so that the first fsync of the batch
+	 * finds every block allocated in the running journal transaction and
+	 * commits them all; the later fsyncs then have little left to do.
+	 * Errors show up in fsync().
+	 */
+	(void)sync_file_range(msg->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	(void)sync_file_range(msg->env_fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
+/* Step 3 for one message: into active/, the content first. */
+static void
+spool_commit_rename(struct spool_msg *msg, const char *mname,
+		    const char *ename)
+{
+	struct spool *spool = msg->spool;
+
+	if (spool_rename_new(spool, spool->incoming_fd, mname,
+			     spool->active_fd, mname) != 0) {
+		msg->result = errno;
+		msg->failed_op = "rename message";
+		return;
+	}
+	msg->msg_moved = true;
+	if (spool_rename_new(spool, spool->incoming_fd, ename,
+			     spool->active_fd, ename) != 0) {
+		msg->result = errno;
+		msg->failed_op = "rename envelope";
+		return;
+	}
+	msg->env_moved = true;
+}
+
+/*
+ * On a worker thread: steps 2-4 of the protocol for a batch.  Each phase
+ * runs over the whole batch before the next: both files of every message
+ * are written before any is fsync'd, so that on a journaling filesystem
+ * the first fsync commits the blocks of all of them and a batch costs
+ * about one journal commit for the files and one (shared) for active/,
+ * however many messages it holds.
+ */
+static void
+spool_commit_batch(void *arg, struct commit_job **jobs, size_t n)
+{
+	struct spool *spool = arg;
+	char mname[SPOOL_NAME_MAX], ename[SPOOL_NAME_MAX];
+	bool renamed = false;
+
+	for (size_t i = 0; i < n; i++) {
+		struct spool_msg *msg = (struct spool_msg *)jobs[i];
+		spool_name(ename, sizeof ename, msg->id, "env");
+		spool_commit_write(msg, ename);
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct spool_msg *msg = (struct spool_msg *)jobs[i];
+		msg->result = spool_sync_close(msg, msg->fd, msg->result,
+					       "fsync");
+		msg->fd = -1;
+		msg->result = spool_sync_close(msg, msg->env_fd, msg->result,
+					       "fsync envelope");
+		msg->env_fd = -1;
+		free(msg->buf);
+		msg->buf = NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct spool_msg *msg = (struct spool_msg *)jobs[i];
+		if (msg->result != 0)
+			continue;
+		spool_name(mname, sizeof mname, msg->id, "msg");
+		spool_name(ename, sizeof ename, msg->id, "env");
+		spool_commit_rename(msg, mname, ename);
+		renamed = renamed || msg->result == 0;
+	}
+	int derr = renamed ? commit_dirsync_wait(&spool->active_sync) : 0;
+	for (size_t i = 0; i < n; i++) {
+		struct spool_msg *msg = (struct spool_msg *)jobs[i];
+		if (msg->result == 0 && derr != 0) {
+			msg->result = derr;
+			msg->failed_op = "fsync active/";
+		}
+		if (msg->result != 0)
+			spool_commit_undo(msg, msg->msg_moved, msg->env_moved);
+	}
+}
+
+/* On the loop thread: report. */
+static void
+spool_commit_done(struct commit_job *job)
+{
+	struct spool_msg *msg = (struct spool_msg *)job;
+	struct spool *spool = msg->spool;
+
+	if (msg->result != 0) {
+		spool->failures++;
+		log_warn("%s: commit failed: op=%s error=%s", msg->id,
+			 msg->failed_op != NULL ? msg->failed_op : "queue",
+			 strerror(msg->result));
+	} else {
+		spool->commits++;
+	}
+	msg->cb(msg->arg, msg->id, msg->result);
+	spool_msg_free(msg);
+}
+
+void
+spool_msg_commit(struct spool_msg *msg, const struct envelope *env,
+		 spool_commit_cb *cb, void *arg)
+{
+	struct spool *spool = msg->spool;
+
+	if (spool->pool == NULL)
+		panic("spool: commit of %s without an event base", msg->id);
+	if (strcmp(env->id, msg->id) != 0)
+		panic("spool: commit of %s with the envelope of %s", msg->id,
+		      env->id);
+	msg->cb = cb;
+	msg->arg = arg;
+	msg->job.done = spool_commit_done;
+	if (msg->error == 0) {
+		msg->env_text = envelope_format(env, &msg->env_len);
+		if (msg->env_text == NULL)
+			msg->error = ENOMEM;
+	}
+	if (commit_pool_submit(spool->pool, &msg->job) == 0)
+		return;
+	/* No worker at all: fail here, report on the loop as promised. */
+	msg->failed_op = "start commit threads";
+	msg->result = errno;
+	if (msg->fd >= 0) {
+		close(msg->fd);
+		msg->fd = -1;
+	}
+	spool_commit_undo(msg, false, false);
+	commit_pool_post(spool->pool, &msg->job);
+}
+
+/* ------------------------------------------------ committed messages */
+
+int
+spool_id_valid(const char *id)
+{
+	return id != NULL && qid_valid(id, strlen(id));
+}
+
+int
+spool_content_path(struct spool *spool, const char *id, char *path,
+		   size_t pathlen)
+{
+	if (!spool_id_valid(id)) {
+		errno = EINVAL;
+		return -1;
+	}
+	int n = snprintf(path, pathlen, "%s/active/%s.msg", spool->queue_dir,
+			 id);
+	if (n < 0 || (size_t)n >= pathlen) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+int
+spool_load(struct spool *spool, const char *id, struct envelope *env)
+{
+	char name[SPOOL_NAME_MAX], perr[256];
+	char *text;
+	size_t len;
+
+	if (!spool_id_valid(id)) {
+		errno = EINVAL;
+		return -1;
+	}
+	spool_name(name, sizeof name, id, "env");
+	if (spool_read_file(spool->active_fd, name, SPOOL_ENV_MAX, &text,
+			    &len) != 0)
+		return -1;
+	int rc = envelope_parse(text, len, env, perr, sizeof perr);
+	free(text);
+	if (rc != 0) {
+		log_warn("%s: unreadable envelope: %s", id, perr);
+		errno = EBADMSG;
+		return -1;
+	}
+	if (strcmp(env->id, id) != 0) {
+		log_warn("%s: envelope names another id (%s)", id, env->id);
+		envelope_clear(env);
+		errno = EBADMSG;
+		return -1;
+	}
+	return 0;
+}
+
+int
+spool_foreach(struct spool *spool,
+	      int (*each)(const struct envelope *env, void *arg), void *arg)
+{
+	char **names;
+	size_t n;
+	char id[QID_MAX + 1];
+	int rc = 0;
+
+	if (spool_list_dir(spool->active_fd, &names, &n) != 0)
+		return -1;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct envelope env = { 0 };
+		if (spool_name_kind(names[i], id) != SPOOL_NAME_ENV)
+			continue;
+		/* Gone meanwhile (delivered, deleted) or unreadable (logged). */
+		if (spool_load(spool, id, &env) != 0)
+			continue;
+		rc = each(&env, arg);
+		envelope_clear(&env);
+	}
+	spool_free_names(names, n);
+	return rc;
+}
+
+int
+spool_delete(struct spool *spool, const char *id)
+{
+	char mname[SPOOL_NAME_MAX], ename[SPOOL_NAME_MAX];
+
+	if (!spool_id_valid(id)) {
+		errno = EINVAL;
+		return -1;
+	}
+	spool_name(mname, sizeof mname, id, "msg");
+	spool_name(ename, sizeof ename, id, "env");
+	/* The envelope is the commit point: without it the message is gone. */
+	if (unlinkat(spool->active_fd, ename, 0) != 0)
+		return -1;
+	if (unlinkat(spool->active_fd, mname, 0) != 0 && errno != ENOENT)
+		log_warn("%s: cannot remove active/%s (removed at next start): "
+			 "%s",
+			 id, mname, strerror(errno));
+	if (spool_fsync_fd(spool, spool->active_fd) != 0)
+		log_warn("%s: fsync of active/ after delete: %s (a crash may "
+			 "bring the message back)",
+			 id, strerror(errno));
+	return 0;
+}
+
+int
+spool_update(struct spool *spool, const struct envelope *env)
+{
+	char tname[SPOOL_NAME_MAX], ename[SPOOL_NAME_MAX];
+	size_t len;
+	struct stat st;
+
+	if (!spool_id_valid(env->id)) {
+		errno = EINVAL;
+		return -1;
+	}
+	char *text = envelope_format(env, &len);
+	if (text == NULL)
+		return -1;
+	spool_name(tname, sizeof tname, env->id, "upd");
+	spool_name(ename, sizeof ename, env->id, "env");
+	(void)unlinkat(spool->incoming_fd, tname, 0); /* a stale one */
+	int fd = openat(spool->incoming_fd, tname,
+			O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		free(text);
+		return -1;
+	}
+	int rc = spool_write_all(spool, fd, text, len);
+	if (rc == 0)
+		rc = spool_fsync_fd(spool, fd);
+	int saved = errno;
+	if (close(fd) != 0 && rc == 0) {
+		rc = -1;
+		saved = errno;
+	}
+	free(text);
+	if (rc == 0 && spool_fault(spool, SPOOL_OP_RENAME) != 0) {
+		rc = -1;
+		saved = errno;
+	}
+	if (rc == 0) {
+		/*
+		 * Exchange, not rename: it fails with ENOENT when the message
+		 * was deleted meanwhile, instead of bringing an envelope back
+		 * without its content.
+		 */
+		rc = renameat2(spool->incoming_fd, tname, spool->active_fd,
+			       ename, RENAME_EXCHANGE);
+		if (rc != 0 && (errno == EINVAL || errno == ENOSYS)) {
+			rc = fstatat(spool->active_fd, ename, &st, 0);
+			if (rc == 0)
+				rc = renameat(spool->incoming_fd, tname,
+					      spool->active_fd, ename);
+		}
+		saved = errno;
+	}
+	(void)unlinkat(spool->incoming_fd, tname, 0); /* the old envelope */
+	if (rc == 0 && spool_fsync_fd(spool, spool->active_fd) != 0) {
+		rc = -1;
+		saved = errno;
+	}
+	errno = saved;
+	return rc;
+}
