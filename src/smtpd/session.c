@@ -1164,8 +1164,10 @@ session_step_command(struct smtpd_session *s)
 		return false;
 	switch (smtp_line_next(&s->lr, data, len, &consumed, &linelen)) {
 	case SMTP_LINE_NEED_MORE:
+		/* The end of a discarded overlong line may be followed by
+		 * complete commands: look again if anything was consumed. */
 		io_drop(s->io, consumed);
-		return false;
+		return consumed > 0;
 	case SMTP_LINE_TOO_LONG:
 		io_drop(s->io, consumed);
 		s->verb = "unknown";
