@@ -24,6 +24,7 @@
 struct commit_pool {
 	struct event_base *base;
 	commit_run_fn *run;
+	commit_after_fn *after;
 	void *run_arg;
 	struct event *ev;	/* EV_READ on efd, added while jobs are pending */
 	int efd;
@@ -92,6 +93,11 @@ commit_worker(void *arg)
 		 * 2^64-2, and the loop resets it on every wake-up.
 		 */
 		(void)!write(pool->efd, &one, sizeof one);
+		if (pool->after != NULL) {
+			pthread_mutex_unlock(&pool->lock);
+			pool->after(pool->run_arg, n);
+			pthread_mutex_lock(&pool->lock);
+		}
 	}
 	pthread_mutex_unlock(&pool->lock);
 	return NULL;
@@ -138,7 +144,7 @@ commit_pool_event(evutil_socket_t fd, short what, void *arg)
 
 struct commit_pool *
 commit_pool_new(struct event_base *base, unsigned threads, commit_run_fn *run,
-		void *arg)
+		commit_after_fn *after, void *arg)
 {
 	struct commit_pool *pool = calloc(1, sizeof *pool);
 
@@ -146,6 +152,7 @@ commit_pool_new(struct event_base *base, unsigned threads, commit_run_fn *run,
 		return NULL;
 	pool->base = base;
 	pool->run = run;
+	pool->after = after;
 	pool->run_arg = arg;
 	pool->max_threads = threads > 0 ? threads : COMMIT_THREADS_DEFAULT;
 	pool->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -7,7 +7,7 @@
  * worker takes what is queued, up to COMMIT_BATCH_MAX and spread over the
  * threads, and calls the pool's run() on the batch -- so that under load
  * one journal commit makes many messages durable.  Then it hands the jobs
- * back to the event loop: it appends them to a "done" list and bumps an
+ * back to the event loop (and calls after(), for housekeeping): it appends them to a "done" list and bumps an
  * eventfd that a libevent event on the loop's base watches; the loop
  * callback calls job->done() for each, in completion order.  There is
  * never a thread per message.
@@ -61,10 +61,16 @@ struct commit_job {
 
 /* On a worker thread: make jobs[0..n-1] durable (1 <= n <= COMMIT_BATCH_MAX). */
 typedef void commit_run_fn(void *arg, struct commit_job **jobs, size_t n);
+/*
+ * On a worker thread, after a batch of n was handed back to the loop:
+ * housekeeping that should not delay the results (may be NULL).
+ */
+typedef void commit_after_fn(void *arg, size_t n);
 
 /* NULL with errno. */
 struct commit_pool *commit_pool_new(struct event_base *base, unsigned threads,
-				    commit_run_fn *run, void *arg);
+				    commit_run_fn *run, commit_after_fn *after,
+				    void *arg);
 int commit_pool_submit(struct commit_pool *pool, struct commit_job *job);
 void commit_pool_post(struct commit_pool *pool, struct commit_job *job);
 size_t commit_pool_pending(const struct commit_pool *pool);

@@ -3,8 +3,9 @@
  * (docs/queue-format.md).  See spool.h for the public functions.
  *
  * Commit protocol, per message (cases C28: a 250 only after all of it):
- *   1. incoming/ID.msg was created O_EXCL 0600 by spool_msg_new() and
- *      filled by spool_msg_write() (64 KiB buffer, allocated on first use);
+ *   1. incoming/ID.msg, created O_EXCL 0600, is handed out by
+ *      spool_msg_new() and filled by spool_msg_write() (64 KiB buffer,
+ *      allocated on first use);
  *   2. on a worker: flush ID.msg, write incoming/ID.env (the envelope
  *      text), fsync ID.msg, fsync ID.env;
  *   3. rename ID.msg, then ID.env, into active/ (RENAME_NOREPLACE: an id
@@ -17,9 +18,22 @@
  * files of the message are removed from incoming/ and active/ (envelope
  * first) and the callback gets the errno.
  *
+ * The stock.  Creating a file is a directory operation, and directory
+ * operations wait for the filesystem journal, which the commit threads keep
+ * busy: measured, an openat(O_CREAT) on the loop thread took a third of a
+ * millisecond under load -- most of the loop's time.  So the workers also
+ * create the files: after each batch they top up a small stock of empty
+ * incoming/ID.msg files (open descriptors), and spool_msg_new() takes one
+ * without a system call.  Only when the stock is empty (at start, or after
+ * a burst) does it create one itself.  An id is therefore made when its
+ * file is created, at most a little before the message arrives; ids still
+ * sort roughly by time.  Stock files are ordinary never-committed files:
+ * spool_close() removes them, recovery does after a crash.
+ *
  * Everything here runs on the loop thread except spool_commit_batch(),
  * which touches only its own messages, the directory descriptors (read-only
- * after open), the fault counters (atomics) and the dirsync (its mutex).
+ * after open), the fault counters (atomics), the dirsync (its mutex) and
+ * the stock (its mutex).
  */
 #include "queue/spool.h"
 
@@ -43,6 +57,7 @@
 #define SPOOL_ENV_MAX (16 * 1024 * 1024) /* far above 1000 recipients */
 #define SPOOL_NAME_MAX (QID_MAX + 8)	 /* "ID.msg" */
 #define SPOOL_CREATE_TRIES 8
+#define SPOOL_STOCK_MAX 32
 
 enum spool_op {
 	SPOOL_OP_CREATE,
@@ -63,6 +78,11 @@ struct spool_fault {
 	atomic_ulong calls;
 };
 
+struct spool_stock_file {
+	char id[QID_MAX + 1];
+	int fd;
+};
+
 struct spool {
 	char *queue_dir; /* state_dir/queue */
 	int incoming_fd;
@@ -72,6 +92,10 @@ struct spool {
 	struct commit_dirsync active_sync;
 	bool sync_ready;
 	struct spool_fault faults[SPOOL_OP_COUNT];
+	pthread_mutex_t stock_lock; /* with a pool only */
+	struct spool_stock_file stock[SPOOL_STOCK_MAX];
+	size_t n_stock;
+	bool used;	   /* a message was made: too late to recover */
 	uint64_t commits;  /* loop thread */
 	uint64_t failures; /* loop thread */
 };
@@ -80,6 +104,7 @@ struct spool_msg {
 	struct commit_job job; /* first: the pool hands the job back */
 	struct spool *spool;
 	char id[QID_MAX + 1];
+	bool is_delete; /* not a commit: the tail of spool_delete() */
 	int fd;
 	int env_fd;	/* worker only */
 	bool msg_moved;	/* worker only: renamed into active/ */
@@ -99,6 +124,7 @@ struct spool_msg {
 enum spool_name_kind { SPOOL_NAME_OTHER, SPOOL_NAME_MSG, SPOOL_NAME_ENV };
 
 static commit_run_fn spool_commit_batch;
+static commit_after_fn spool_commit_after;
 
 /* ------------------------------------------------------------- helpers */
 
@@ -562,9 +588,11 @@ spool_open_flags(const char *state_dir, struct event_base *base, int flags,
 				 strerror(errno));
 			goto fail;
 		}
+		pthread_mutex_init(&spool->stock_lock, NULL);
 		spool->sync_ready = true;
 		spool->pool = commit_pool_new(base, COMMIT_THREADS_DEFAULT,
-					      spool_commit_batch, spool);
+					      spool_commit_batch,
+					      spool_commit_after, spool);
 		if (spool->pool == NULL) {
 			snprintf(err, errlen, "cannot start the commit: %s",
 				 strerror(errno));
@@ -590,8 +618,16 @@ spool_close(struct spool *spool)
 	if (spool == NULL)
 		return;
 	commit_pool_free(spool->pool); /* runs pending callbacks first */
-	if (spool->sync_ready)
+	for (size_t i = 0; i < spool->n_stock; i++) {
+		char name[SPOOL_NAME_MAX];
+		spool_name(name, sizeof name, spool->stock[i].id, "msg");
+		close(spool->stock[i].fd);
+		(void)unlinkat(spool->incoming_fd, name, 0);
+	}
+	if (spool->sync_ready) {
 		commit_dirsync_destroy(&spool->active_sync);
+		pthread_mutex_destroy(&spool->stock_lock);
+	}
 	if (spool->incoming_fd >= 0)
 		close(spool->incoming_fd);
 	if (spool->active_fd >= 0)
@@ -750,6 +786,11 @@ spool_recover(struct spool *spool, size_t *n_messages, size_t *n_corrupt)
 	size_t n, messages = 0, corrupt = 0;
 	char id[QID_MAX + 1];
 
+	/* incoming/ is about to be emptied: nothing of ours may be there. */
+	if (spool->used) {
+		errno = EBUSY;
+		return -1;
+	}
 	spool_clear_incoming(spool);
 	if (spool_list_dir(spool->active_fd, &names, &n) != 0)
 		return -1;
@@ -786,10 +827,77 @@ spool_recover(struct spool *spool, size_t *n_messages, size_t *n_corrupt)
 
 /* ------------------------------------------------------------ messages */
 
+/* A new incoming/ID.msg: 0 and its descriptor, or -1 with errno. */
+static int
+spool_create_file(struct spool *spool, char id[QID_MAX + 1], int *fd)
+{
+	char name[SPOOL_NAME_MAX];
+
+	for (int tries = 0; tries < SPOOL_CREATE_TRIES; tries++) {
+		if (qid_new(id) != 0)
+			return -1;
+		spool_name(name, sizeof name, id, "msg");
+		if (spool_fault(spool, SPOOL_OP_CREATE) != 0)
+			return -1;
+		*fd = openat(spool->incoming_fd, name,
+			     O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (*fd >= 0)
+			return 0;
+		if (errno != EEXIST)
+			return -1;
+	}
+	return -1;
+}
+
+/* On a worker, after a batch: up to want more files in the stock. */
+static void
+spool_stock_refill(struct spool *spool, size_t want)
+{
+	for (size_t i = 0; i < want; i++) {
+		struct spool_stock_file f;
+		pthread_mutex_lock(&spool->stock_lock);
+		bool full = spool->n_stock >= SPOOL_STOCK_MAX;
+		pthread_mutex_unlock(&spool->stock_lock);
+		/* A failure here is the loop's to report, when it creates. */
+		if (full || spool_create_file(spool, f.id, &f.fd) != 0)
+			return;
+		pthread_mutex_lock(&spool->stock_lock);
+		full = spool->n_stock >= SPOOL_STOCK_MAX;
+		if (!full)
+			spool->stock[spool->n_stock++] = f;
+		pthread_mutex_unlock(&spool->stock_lock);
+		if (full) { /* another worker filled it meanwhile */
+			char name[SPOOL_NAME_MAX];
+			spool_name(name, sizeof name, f.id, "msg");
+			close(f.fd);
+			(void)unlinkat(spool->incoming_fd, name, 0);
+			return;
+		}
+	}
+}
+
+/* The newest file of the stock, if any. */
+static bool
+spool_stock_take(struct spool *spool, struct spool_msg *msg)
+{
+	bool got = false;
+
+	if (spool->pool == NULL)
+		return false;
+	pthread_mutex_lock(&spool->stock_lock);
+	if (spool->n_stock > 0) {
+		struct spool_stock_file *f = &spool->stock[--spool->n_stock];
+		memcpy(msg->id, f->id, sizeof msg->id);
+		msg->fd = f->fd;
+		got = true;
+	}
+	pthread_mutex_unlock(&spool->stock_lock);
+	return got;
+}
+
 struct spool_msg *
 spool_msg_new(struct spool *spool)
 {
-	char name[SPOOL_NAME_MAX];
 	struct spool_msg *msg = calloc(1, sizeof *msg);
 
 	if (msg == NULL)
@@ -797,19 +905,10 @@ spool_msg_new(struct spool *spool)
 	msg->spool = spool;
 	msg->fd = -1;
 	msg->env_fd = -1;
-	for (int tries = 0; tries < SPOOL_CREATE_TRIES; tries++) {
-		if (qid_new(msg->id) != 0)
-			break;
-		spool_name(name, sizeof name, msg->id, "msg");
-		if (spool_fault(spool, SPOOL_OP_CREATE) != 0)
-			break;
-		msg->fd = openat(spool->incoming_fd, name,
-				 O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (msg->fd >= 0)
-			return msg;
-		if (errno != EEXIST)
-			break;
-	}
+	spool->used = true;
+	if (spool_stock_take(spool, msg) ||
+	    spool_create_file(spool, msg->id, &msg->fd) == 0)
+		return msg;
 	int saved = errno;
 	log_warn("spool: cannot create a message in %s/incoming: %s",
 		 spool->queue_dir, strerror(saved));
@@ -1025,6 +1124,16 @@ spool_commit_rename(struct spool_msg *msg, const char *mname,
 	msg->env_moved = true;
 }
 
+/* A delete's content, once its envelope is gone; on a worker. */
+static void
+spool_delete_content(struct spool_msg *msg, const char *mname)
+{
+	if (unlinkat(msg->spool->active_fd, mname, 0) != 0 && errno != ENOENT) {
+		msg->result = errno;
+		msg->failed_op = "remove content";
+	}
+}
+
 /*
  * On a worker thread: steps 2-4 of the protocol for a batch.  Each phase
  * runs over the whole batch before the next: both files of every message
@@ -1042,11 +1151,15 @@ spool_commit_batch(void *arg, struct commit_job **jobs, size_t n)
 
 	for (size_t i = 0; i < n; i++) {
 		struct spool_msg *msg = (struct spool_msg *)jobs[i];
+		if (msg->is_delete)
+			continue;
 		spool_name(ename, sizeof ename, msg->id, "env");
 		spool_commit_write(msg, ename);
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct spool_msg *msg = (struct spool_msg *)jobs[i];
+		if (msg->is_delete)
+			continue;
 		msg->result = spool_sync_close(msg, msg->fd, msg->result,
 					       "fsync");
 		msg->fd = -1;
@@ -1062,7 +1175,10 @@ spool_commit_batch(void *arg, struct commit_job **jobs, size_t n)
 			continue;
 		spool_name(mname, sizeof mname, msg->id, "msg");
 		spool_name(ename, sizeof ename, msg->id, "env");
-		spool_commit_rename(msg, mname, ename);
+		if (msg->is_delete)
+			spool_delete_content(msg, mname);
+		else
+			spool_commit_rename(msg, mname, ename);
 		renamed = renamed || msg->result == 0;
 	}
 	int derr = renamed ? commit_dirsync_wait(&spool->active_sync) : 0;
@@ -1072,9 +1188,16 @@ spool_commit_batch(void *arg, struct commit_job **jobs, size_t n)
 			msg->result = derr;
 			msg->failed_op = "fsync active/";
 		}
-		if (msg->result != 0)
+		if (msg->result != 0 && !msg->is_delete)
 			spool_commit_undo(msg, msg->msg_moved, msg->env_moved);
 	}
+}
+
+/* After a batch was reported: one file more than it used, up to the max. */
+static void
+spool_commit_after(void *arg, size_t n)
+{
+	spool_stock_refill(arg, n + 1);
 }
 
 /* On the loop thread: report. */
@@ -1084,6 +1207,15 @@ spool_commit_done(struct commit_job *job)
 	struct spool_msg *msg = (struct spool_msg *)job;
 	struct spool *spool = msg->spool;
 
+	if (msg->is_delete) {
+		if (msg->result != 0)
+			log_warn("%s: delete: op=%s error=%s (the content is "
+				 "removed at next start; a crash may bring the "
+				 "message back)",
+				 msg->id, msg->failed_op, strerror(msg->result));
+		spool_msg_free(msg);
+		return;
+	}
 	if (msg->result != 0) {
 		spool->failures++;
 		log_warn("%s: commit failed: op=%s error=%s", msg->id,
@@ -1223,6 +1355,25 @@ spool_delete(struct spool *spool, const char *id)
 	/* The envelope is the commit point: without it the message is gone. */
 	if (unlinkat(spool->active_fd, ename, 0) != 0)
 		return -1;
+	/*
+	 * With a pool, the content and the fsync of active/ go to a worker
+	 * and share its directory fsync: the loop does not wait for a disk
+	 * flush per delivered message.  Until that fsync a crash may bring
+	 * the message back -- delivered twice, never lost.
+	 */
+	if (spool->pool != NULL) {
+		struct spool_msg *job = calloc(1, sizeof *job);
+		if (job != NULL) {
+			job->spool = spool;
+			job->is_delete = true;
+			job->fd = job->env_fd = -1;
+			memcpy(job->id, id, strlen(id) + 1);
+			job->job.done = spool_commit_done;
+			if (commit_pool_submit(spool->pool, &job->job) == 0)
+				return 0;
+			free(job);
+		}
+	}
 	if (unlinkat(spool->active_fd, mname, 0) != 0 && errno != ENOENT)
 		log_warn("%s: cannot remove active/%s (removed at next start): "
 			 "%s",

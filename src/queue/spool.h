@@ -69,8 +69,10 @@ struct spool *spool_open_flags(const char *state_dir, struct event_base *base,
 void spool_close(struct spool *spool);
 
 /*
- * 0, or -1 with errno when a folder cannot be read.  n_messages: committed
- * messages found; n_corrupt: files moved to corrupt/ (each logged).
+ * Once, right after spool_open() and before the first spool_msg_new():
+ * EBUSY after that.  0, or -1 with errno when a folder cannot be read.
+ * n_messages: committed messages found; n_corrupt: files moved to
+ * corrupt/ (each logged).
  */
 int spool_recover(struct spool *spool, size_t *n_messages, size_t *n_corrupt);
 

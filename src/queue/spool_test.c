@@ -132,6 +132,24 @@ count_files(const struct fixture *f, const char *sub)
 	return n;
 }
 
+/* Files in dir/queue/sub whose name starts with id. */
+static size_t
+count_id(const struct fixture *f, const char *sub, const char *id)
+{
+	char path[512];
+	size_t n = 0;
+	snprintf(path, sizeof path, "%s/queue/%s", f->dir, sub);
+	DIR *d = opendir(path);
+	assert_non_null(d);
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, id, strlen(id)) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
 static void
 write_file(const struct fixture *f, const char *sub, const char *name,
 	   const char *text)
@@ -245,7 +263,7 @@ test_commit_load_delete(void **state)
 	if (strcmp(listed, want) != 0)
 		print_error("active/: got '%s' want '%s'\n", listed, want);
 	assert_string_equal(listed, want);
-	assert_int_equal(count_files(f, "incoming"), 0);
+	assert_int_equal(count_id(f, "incoming", id), 0);
 
 	/* The content, byte for byte, private to the server. */
 	assert_int_equal(spool_content_path(spool, id, path, sizeof path), 0);
@@ -280,9 +298,14 @@ test_commit_load_delete(void **state)
 	assert_int_equal(spool_load(spool, id, &env), 0);
 	assert_int_equal(env.n_attempts, 1);
 	assert_string_equal(env.attempts[0].reply, "451 4.3.0 later");
-	assert_int_equal(count_files(f, "incoming"), 0);
+	assert_int_equal(count_id(f, "incoming", id), 0);
 
 	assert_int_equal(spool_delete(spool, id), 0);
+	/* The envelope goes at once; the content with the worker's fsync. */
+	assert_int_equal(count_id(f, "active", id) <= 1, 1);
+	snprintf(path, sizeof path, "%s/queue/active/%s.env", f->dir, id);
+	assert_int_equal(stat(path, &st), -1);
+	event_base_dispatch(f->base);
 	listing(f, "active", listed, sizeof listed);
 	assert_string_equal(listed, "");
 	/* Gone: load, delete and update say ENOENT; update brings nothing back. */
@@ -297,7 +320,7 @@ test_commit_load_delete(void **state)
 	assert_int_equal(spool_update(spool, &env), -1);
 	assert_int_equal(errno, ENOENT);
 	assert_int_equal(count_files(f, "active"), 0);
-	assert_int_equal(count_files(f, "incoming"), 0);
+	assert_int_equal(count_id(f, "incoming", id), 0);
 	envelope_clear(&env);
 
 	struct spool_stats stats;
@@ -305,6 +328,8 @@ test_commit_load_delete(void **state)
 	assert_int_equal(stats.commits, 1);
 	assert_int_equal(stats.failures, 0);
 	spool_close(spool);
+	/* The stock of empty files made after the commit goes with close. */
+	assert_int_equal(count_files(f, "incoming"), 0);
 	free(content);
 }
 
@@ -348,6 +373,13 @@ test_recover(void **state)
 	assert_non_null(spool);
 	struct result r = commit_one(f, spool, "hello", 5, id);
 	assert_int_equal(r.error, 0);
+	/* Too late once messages were made: incoming/ is in use. */
+	errno = 0;
+	assert_int_equal(spool_recover(spool, NULL, NULL), -1);
+	assert_int_equal(errno, EBUSY);
+	spool_close(spool);
+	spool = spool_open(f->dir, f->base, err, sizeof err);
+	assert_non_null(spool);
 
 	/* Half-written states, by hand. */
 	write_file(f, "incoming", "AAAAAAAAAAAAAAA1.msg", "partial");
@@ -469,7 +501,6 @@ test_group_commit(void **state)
 	assert_int_equal(g.done, CONCURRENT);
 	assert_int_equal(g.failed, 0);
 	assert_int_equal(count_files(f, "active"), 2 * CONCURRENT);
-	assert_int_equal(count_files(f, "incoming"), 0);
 	spool_stats(spool, &stats);
 	print_message("%d commits of 4 KiB in %.3f s (%.0f/s), %llu fsyncs "
 		      "of active/\n",
@@ -482,7 +513,13 @@ test_group_commit(void **state)
 	int seen = 0;
 	assert_int_equal(spool_foreach(spool, count_each, &seen), 0);
 	assert_int_equal(seen, CONCURRENT);
+	/* Messages made now come from the stock the workers filled. */
+	struct spool_msg *msg = spool_msg_new(spool);
+	assert_non_null(msg);
+	assert_true(count_files(f, "incoming") > 1);
+	spool_msg_abort(msg);
 	spool_close(spool);
+	assert_int_equal(count_files(f, "incoming"), 0);
 }
 
 /* spool_close() runs the callbacks of commits still in flight. */
@@ -649,7 +686,7 @@ test_faults(void **state)
 		assert_int_equal(r.error, fc->want);
 		/* Nothing half-committed anywhere. */
 		size_t na = count_files(f, "active");
-		size_t ni = count_files(f, "incoming");
+		size_t ni = count_id(f, "incoming", r.id);
 		if (na != 0 || ni != 0)
 			print_error("%s: left %zu in active/, %zu in "
 				    "incoming/\n",
@@ -660,6 +697,7 @@ test_faults(void **state)
 		spool_stats(spool, &stats);
 		assert_int_equal(stats.failures, 1);
 		spool_close(spool);
+		assert_int_equal(count_files(f, "incoming"), 0);
 		free(content);
 	}
 	unsetenv("BRIDGEHEAD_FAULT");
