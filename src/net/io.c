@@ -103,6 +103,7 @@ struct io {
 	bool eof;		/* the peer closed; no more reading */
 	int connect_errno;	/* io_connect(): connect(2) failed at once */
 	size_t discarded;
+	uint64_t clear_in;	/* bytes ever received in clear text */
 	int in_cb;		/* nesting of entries from the loop */
 	bool freed;		/* io_free() called while in_cb > 0 */
 	char error[256];
@@ -295,6 +296,8 @@ static enum io_step
 io_got_input(struct io *io, size_t n)
 {
 	io->in_len += n;
+	if (io->state == IO_STATE_CLEAR)
+		io->clear_in += n;
 	io_progress(io);
 	return io_emit(io, IO_DATAIN) ? IO_STEP_AGAIN : IO_STEP_STOP;
 }
@@ -804,9 +807,11 @@ io_fd(const struct io *io)
 
 /*
  * Throw away buffered input and whatever already waits in the socket:
- * the peer cannot legitimately have sent anything after the STARTTLS
- * command (or reply) before it sees our answer, so every such byte is an
- * injection attempt.
+ * after a clear-text exchange (STARTTLS command or reply) the peer cannot
+ * legitimately send anything before it sees our answer, so every such
+ * byte is an injection attempt.  Without any clear-text input (implicit
+ * TLS: the handshake starts the connection) the socket may already hold
+ * the peer's ClientHello, which must stay.
  */
 static void
 io_discard_input(struct io *io)
@@ -819,7 +824,7 @@ io_discard_input(struct io *io)
 	free(io->in);
 	io->in = NULL;
 	io->in_cap = 0;
-	while (io->discarded < IO_DISCARD_MAX) {
+	while (io->clear_in > 0 && io->discarded < IO_DISCARD_MAX) {
 		ssize_t n = io_read_clear(io, junk, sizeof junk);
 		if (n <= 0)
 			break;	/* EAGAIN, EOF or error: the handshake sees it */

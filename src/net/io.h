@@ -11,9 +11,12 @@
  *                   start a handshake; IO_TLSREADY or IO_ERROR follows.
  *                   Any input buffered before the handshake is discarded
  *                   first (STARTTLS hygiene, RFC 3207, case C01/C02),
- *                   and so are bytes already waiting in the socket: call
- *                   it right after queueing the reply that precedes the
- *                   handshake (the 220), before that reply is flushed.
+ *                   and, once clear text was received (a STARTTLS
+ *                   exchange), so are bytes already waiting in the
+ *                   socket: call it right after queueing the reply that
+ *                   precedes the handshake (the 220), before that reply is
+ *                   flushed.  On a fresh connection (implicit TLS) the
+ *                   socket is left alone: it may hold the ClientHello.
  *                   Output queued before the call goes out in clear, later
  *                   output inside TLS.  The handshake begins from the
  *                   loop, so the caller may still configure io_ssl().

@@ -603,6 +603,37 @@ test_starttls_discard(void **state)
 	}
 }
 
+/*
+ * Implicit TLS: the client's ClientHello is already in the socket when
+ * the server wraps the connection and starts the handshake; it must not
+ * be taken for injected plaintext.
+ */
+static void
+test_tls_hello_already_waiting(void **state)
+{
+	(void)state;
+	struct peer s, c;
+	int fds[2];
+
+	peer_init(&s, "server");
+	peer_init(&c, "client");
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+	c.io = io_new(base, fds[1], peer_cb, &c);
+	assert_int_equal(io_start_tls_client(c.io, client_ctx, "localhost"), 0);
+	run_for(30);		/* the ClientHello is sent and waits */
+	s.io = io_new(base, fds[0], peer_cb, &s);
+	assert_int_equal(io_start_tls_server(s.io, server_ctx), 0);
+	assert_int_equal(io_discarded(s.io), 0);
+	assert_true(wait_event(&s, IO_TLSREADY, 3000));
+	assert_true(wait_event(&c, IO_TLSREADY, 3000));
+	io_write(s.io, "220 hello\r\n", 11);
+	assert_true(wait_bytes(&c, 11));
+	check_bytes("implicit", c.got, c.got_len,
+		    (const uint8_t *)"220 hello\r\n", 11);
+	peer_clear(&s);
+	peer_clear(&c);
+}
+
 /* Output queued after the TLS start goes inside TLS, never in clear. */
 static void
 test_output_after_start_is_encrypted(void **state)
@@ -922,6 +953,7 @@ main(void)
 		cmocka_unit_test(test_pause_resume),
 		cmocka_unit_test(test_tls_bytes_held_by_openssl),
 		cmocka_unit_test(test_starttls_discard),
+		cmocka_unit_test(test_tls_hello_already_waiting),
 		cmocka_unit_test(test_output_after_start_is_encrypted),
 		cmocka_unit_test(test_eof),
 		cmocka_unit_test(test_free_in_callback),

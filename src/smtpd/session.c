@@ -1155,6 +1155,8 @@ session_step_command(struct smtpd_session *s)
 
 	if (io_queued(s->io) > SESSION_OUTPUT_MAX) {
 		/* The client does not read its replies: wait for IO_LOWAT. */
+		log_debug("%s: %zu bytes of replies waiting; pausing input",
+			  s->id, io_queued(s->io));
 		s->output_blocked = true;
 		io_pause_input(s->io);
 		return false;

@@ -337,10 +337,15 @@ class Runner:
     def fail(self, step, msg):
         raise DialogError(f"{self.d.path.name}:{step.lineno}: {msg}")
 
-    def connect(self):
+    def connect(self, step=None):
         if self.conn:
             self.conn.close()
-        self.conn = Conn(self.srv.port, self.srv.tls == "implicit")
+            self.conn = None
+        try:
+            self.conn = Conn(self.srv.port, self.srv.tls == "implicit")
+        except (OSError, ssl.SSLError) as e:
+            where = f"{self.d.path.name}:{step.lineno}" if step else self.d.path.name
+            raise DialogError(f"{where}: cannot connect: {e}")
 
     def run(self):
         self.connect()
@@ -396,7 +401,7 @@ class Runner:
             self.fail(step, f"unknown X: {step.arg!r}")
 
     def step_R(self, step):
-        self.connect()
+        self.connect(step)
 
     def step_W(self, step):
         time.sleep(float(step.arg))
