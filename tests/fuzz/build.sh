@@ -16,7 +16,8 @@ OUT=${OUT:-build-fuzz}
 CFLAGS="-std=c17 -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Werror \
  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
  -D_GNU_SOURCE -Isrc"
-HARNESSES="fuzz_line fuzz_address fuzz_command fuzz_datadec fuzz_msghdr"
+HARNESSES="fuzz_line fuzz_address fuzz_command fuzz_datadec fuzz_msghdr \
+ fuzz_reply"
 
 srcs=""
 for f in src/smtp/*.c src/util/log.c; do

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Writes the seed corpora tests/fuzz/corpus/<harness>/ from the inputs of
-the unit tests (cases C03, C04, C07, C09, C12-C16, C18).  Each file starts
+the unit tests (cases C03, C04, C07, C09, C12-C16, C18, C25, C26).  Each file starts
 with the harness's control bytes (see the comment atop each fuzz_*.c)."""
 import hashlib
 import os
@@ -91,3 +91,15 @@ headers = [
     b"Message-ID: <" + b"i" * 300 + b"@x>\r\n\r\n", b"\r\nMessage-ID: <a@b>\r\n",
 ]
 write("fuzz_msghdr", [b"\5" + h for h in headers])
+
+replies = [
+    b"220 smarthost.example.net ESMTP\r\n",
+    b"220-smarthost.example.net ESMTP\r\n220-second greeting line\r\n220 ready\r\n",
+    b"250-smarthost.example.net\r\n250-PIPELINING\r\n250-SIZE 10485760\r\n"
+    b"250-8BITMIME\r\n250 STARTTLS\r\n",
+    b"250\r\n250-2.1.5 first line\r\n250 2.1.5 recipient ok\r\n354 go ahead\r\n",
+    b"220-hello\r\n554 5.7.1 no service for you\r\n",
+    b"250 2.1.0 ok\r\n25", b"220 smarthost ESMTP\n250-x\n250 SIZE 1\n",
+    b"550 5.1.1 user unknown\r\n421 4.3.2 too busy\r\n",
+]
+write("fuzz_reply", [b"\x09" + r for r in replies])
