@@ -690,16 +690,23 @@ spool_clear_incoming(struct spool *spool)
 			 strerror(errno));
 		return;
 	}
+	size_t removed = 0;
 	for (size_t i = 0; i < n; i++) {
 		char shown[256];
 		log_escape(shown, sizeof shown, names[i], strlen(names[i]));
-		if (unlinkat(spool->incoming_fd, names[i], 0) == 0)
-			log_info("spool: removed incoming/%s (never committed)",
-				 shown);
-		else
+		if (unlinkat(spool->incoming_fd, names[i], 0) == 0) {
+			log_debug("spool: removed incoming/%s", shown);
+			removed++;
+		} else {
 			log_warn("spool: cannot remove incoming/%s: %s", shown,
 				 strerror(errno));
+		}
 	}
+	/* Messages cut off before their 250, and unused stock files. */
+	if (removed > 0)
+		log_info("spool: removed %zu never-committed files from "
+			 "incoming/",
+			 removed);
 	spool_free_names(names, n);
 }
 
