@@ -20,7 +20,7 @@
  *     connection holds no input memory).  Reading stops while it is full
  *     and resumes when the owner drops bytes.
  *   - Output: an evbuffer used as a plain byte container, flushed with
- *     sendmsg(MSG_NOSIGNAL) or SSL_write when the socket is writable.
+ *     send(MSG_NOSIGNAL) or SSL_write when the socket is writable.
  *   - Starting TLS discards all buffered input and whatever already waits
  *     in the socket (STARTTLS command/response injection, RFC 3207 §5,
  *     CVE-2011-0411, case C01/C02): nothing received before the handshake
@@ -45,7 +45,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -58,7 +57,7 @@
 #define IO_INPUT_FIRST 4096	/* first allocation of the input buffer */
 #define IO_READS_PER_EVENT 8	/* fairness: reads per dispatch */
 #define IO_TLS_WRITE_MAX 16384	/* one TLS record */
-#define IO_IOV_MAX 16
+#define IO_CLEAR_WRITE_MAX (64 * 1024)	/* one send(2) */
 #define IO_DISCARD_MAX (256 * 1024)	/* socket bytes drained at TLS start */
 
 enum io_state {
@@ -412,28 +411,28 @@ io_read(struct io *io)
 
 /* ----------------------------------------------------------------- output */
 
-/* Send at most max bytes in clear: >=0 sent, -1 errno set. */
+/*
+ * Send at most max bytes in clear: >=0 sent, -1 errno set.  One send(2)
+ * of the front of the buffer; replies are small and usually sit in one
+ * chain, so making them contiguous costs nothing.  MSG_NOSIGNAL: a peer
+ * that went away gives EPIPE, not a signal.
+ */
 static ssize_t
 io_write_clear(struct io *io, size_t max)
 {
-	struct evbuffer_iovec vec[IO_IOV_MAX];
-	struct iovec iov[IO_IOV_MAX];
-	int n = evbuffer_peek(io->out, (ev_ssize_t)max, NULL, vec, IO_IOV_MAX);
-	if (n > IO_IOV_MAX)
-		n = IO_IOV_MAX;
-	size_t total = 0;
-	for (int i = 0; i < n; i++) {
-		size_t len = vec[i].iov_len;
-		if (total + len > max)
-			len = max - total;
-		iov[i].iov_base = vec[i].iov_base;
-		iov[i].iov_len = len;
-		total += len;
+	size_t len = evbuffer_get_length(io->out);
+	if (len > max)
+		len = max;
+	if (len > IO_CLEAR_WRITE_MAX)
+		len = IO_CLEAR_WRITE_MAX;
+	const unsigned char *p = evbuffer_pullup(io->out, (ev_ssize_t)len);
+	if (p == NULL) {
+		errno = ENOMEM;
+		return -1;
 	}
-	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)n };
 	ssize_t w;
 	do {
-		w = sendmsg(io->fd, &msg, MSG_NOSIGNAL);
+		w = send(io->fd, p, len, MSG_NOSIGNAL);
 	} while (w < 0 && errno == EINTR);
 	if (w > 0)
 		evbuffer_drain(io->out, (size_t)w);
