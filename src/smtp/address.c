@@ -22,7 +22,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define ADDR_LITERAL_MAX 63	/* "IPv6:" + the longest IPv6 text form */
+#define ADDR_LITERAL_MAX 63 /* "IPv6:" + the longest IPv6 text form */
 #define LABEL_MAX 63
 
 static bool
@@ -91,7 +91,7 @@ smtp_utf8_valid(const void *buf, size_t len)
 		} else if (c >= 0xf0 && c <= 0xf4) {
 			n = 3, cp = c & 0x07, min = 0x10000;
 		} else {
-			return false;	/* continuation, 0xc0/0xc1, > 0xf4 */
+			return false; /* continuation, 0xc0/0xc1, > 0xf4 */
 		}
 		if (len - i - 1 < n)
 			return false;
@@ -210,7 +210,7 @@ path_find_end(const char *s, size_t len, size_t *end)
 		char c = s[i];
 		if (quoted) {
 			if (c == '\\')
-				i++;	/* the escaped byte, checked later */
+				i++; /* the escaped byte, checked later */
 			else if (c == '"')
 				quoted = false;
 			continue;
@@ -223,7 +223,7 @@ path_find_end(const char *s, size_t len, size_t *end)
 		}
 	}
 	return len > SMTP_PATH_MAX + 1 ? SMTP_ADDRESS_TOO_LONG
-					: SMTP_ADDRESS_SYNTAX;
+				       : SMTP_ADDRESS_SYNTAX;
 }
 
 /*
@@ -258,13 +258,13 @@ parse_dot_string(const char *p, size_t n, size_t *pos, char *out,
 		 size_t *outlen)
 {
 	size_t i = *pos, o = 0;
-	bool need_atext = true;	/* at the start or right after a dot */
+	bool need_atext = true; /* at the start or right after a dot */
 
 	while (i < n && p[i] != '@') {
 		unsigned char c = (unsigned char)p[i];
 		if (c == '.') {
 			if (need_atext)
-				return false;	/* leading dot or ".." */
+				return false; /* leading dot or ".." */
 			need_atext = true;
 		} else if (is_atext(c)) {
 			need_atext = false;
@@ -277,7 +277,7 @@ parse_dot_string(const char *p, size_t n, size_t *pos, char *out,
 		i++;
 	}
 	if (need_atext)
-		return false;	/* empty or trailing dot */
+		return false; /* empty or trailing dot */
 	*pos = i;
 	*outlen = o;
 	return true;

@@ -27,10 +27,14 @@ static const char *
 err_name(enum smtp_address_error e)
 {
 	switch (e) {
-	case SMTP_ADDRESS_OK: return "OK";
-	case SMTP_ADDRESS_SYNTAX: return "SYNTAX";
-	case SMTP_ADDRESS_TOO_LONG: return "TOO_LONG";
-	case SMTP_ADDRESS_NULL_NOT_ALLOWED: return "NULL_NOT_ALLOWED";
+	case SMTP_ADDRESS_OK:
+		return "OK";
+	case SMTP_ADDRESS_SYNTAX:
+		return "SYNTAX";
+	case SMTP_ADDRESS_TOO_LONG:
+		return "TOO_LONG";
+	case SMTP_ADDRESS_NULL_NOT_ALLOWED:
+		return "NULL_NOT_ALLOWED";
 	}
 	return "?";
 }
@@ -44,12 +48,13 @@ struct parse_case {
 	size_t len;
 	bool allow_null;
 	enum smtp_address_error want;
-	const char *local;	/* decoded */
+	const char *local; /* decoded */
 	const char *domain;
 	unsigned flags;
 	size_t consumed;
 };
 
+/* clang-format off */
 static const struct parse_case parse_cases[] = {
 	{S("<a@b.example>"), false, SMTP_ADDRESS_OK, "a", "b.example", 0, 13},
 	{S("<Sender@Example.ORG>"), false, SMTP_ADDRESS_OK, "Sender",
@@ -165,6 +170,7 @@ static const struct parse_case parse_cases[] = {
 	{S("<a@b> <c@d>"), false, SMTP_ADDRESS_OK, "a", "b", 0, 5},
 	{S("<<a@b>>"), false, SMTP_ADDRESS_SYNTAX, "", "", 0, 0},
 };
+/* clang-format on */
 
 static void
 test_parse_table(void **state)
@@ -173,13 +179,13 @@ test_parse_table(void **state)
 	int failed = 0;
 
 	(void)state;
-	for (size_t i = 0; i < sizeof parse_cases / sizeof parse_cases[0]; i++) {
+	for (size_t i = 0; i < sizeof parse_cases / sizeof parse_cases[0];
+	     i++) {
 		const struct parse_case *c = &parse_cases[i];
 		struct smtp_address a;
 		size_t used = 999;
-		enum smtp_address_error e =
-			smtp_address_parse_path(c->in, c->len, c->allow_null,
-						&a, &used);
+		enum smtp_address_error e = smtp_address_parse_path(
+			c->in, c->len, c->allow_null, &a, &used);
 		unsigned flags = (a.is_null ? F_NULL : 0) |
 				 (a.is_postmaster ? F_PM : 0) |
 				 (a.utf8 ? F_UTF8 : 0);
@@ -196,12 +202,14 @@ test_parse_table(void **state)
 		print_error("row %zu in=\"%s\"\n", i,
 			    show(g, sizeof g, c->in, c->len));
 		print_error("  got  %s local=\"%s\" domain=\"%s\" flags=%u "
-			    "consumed=%zu\n", err_name(e),
+			    "consumed=%zu\n",
+			    err_name(e),
 			    show(g, sizeof g, a.local, strlen(a.local)),
-			    show(w, sizeof w, a.domain, strlen(a.domain)), flags,
-			    used);
+			    show(w, sizeof w, a.domain, strlen(a.domain)),
+			    flags, used);
 		print_error("  want %s local=\"%s\" domain=\"%s\" flags=%u "
-			    "consumed=%zu\n", err_name(c->want),
+			    "consumed=%zu\n",
+			    err_name(c->want),
 			    show(g, sizeof g, c->local, strlen(c->local)),
 			    show(w, sizeof w, c->domain, strlen(c->domain)),
 			    c->flags, c->consumed);
@@ -281,8 +289,8 @@ struct label_case {
 static void
 test_label_length(void **state)
 {
-	static const struct label_case cases[] = {{1, true}, {63, true},
-						  {64, false}};
+	static const struct label_case cases[] = {
+		{1, true}, {63, true}, {64, false}};
 	char buf[300];
 
 	(void)state;
@@ -311,9 +319,10 @@ struct format_case {
 	const char *local;
 	const char *domain;
 	unsigned flags;
-	const char *want;	/* NULL: -1 */
+	const char *want; /* NULL: -1 */
 };
 
+/* clang-format off */
 static const struct format_case format_cases[] = {
 	{"a", "b.example", 0, "a@b.example"},
 	{"odd user", "example.net", 0, "\"odd user\"@example.net"},
@@ -337,6 +346,7 @@ static const struct format_case format_cases[] = {
 	{"a\x7f", "x", 0, NULL},
 	{"a\tb", "x", 0, NULL},
 };
+/* clang-format on */
 
 static void
 test_format_table(void **state)
@@ -356,10 +366,9 @@ test_format_table(void **state)
 		a.is_postmaster = c->flags & F_PM;
 		a.utf8 = c->flags & F_UTF8;
 		int n = smtp_address_format(&a, out, sizeof out);
-		bool ok = c->want == NULL
-				  ? n == -1
-				  : n == (int)strlen(c->want) &&
-					    strcmp(out, c->want) == 0;
+		bool ok = c->want == NULL ? n == -1
+					  : n == (int)strlen(c->want) &&
+						    strcmp(out, c->want) == 0;
 		if (ok)
 			continue;
 		failed++;
@@ -385,7 +394,7 @@ test_format_bounds(void **state)
 	memset(out, 'Z', sizeof out);
 	assert_int_equal(smtp_address_format(&a, out, 11), -1);
 	assert_int_equal(out[0], '\0');
-	assert_int_equal(out[11], 'Z');	/* nothing written past outlen */
+	assert_int_equal(out[11], 'Z'); /* nothing written past outlen */
 	assert_int_equal(smtp_address_format(&a, out, 0), -1);
 	a.is_null = true;
 	assert_int_equal(smtp_address_format(&a, out, 1), 0);
@@ -400,7 +409,8 @@ test_round_trip(void **state)
 	int failed = 0;
 
 	(void)state;
-	for (size_t i = 0; i < sizeof parse_cases / sizeof parse_cases[0]; i++) {
+	for (size_t i = 0; i < sizeof parse_cases / sizeof parse_cases[0];
+	     i++) {
 		const struct parse_case *c = &parse_cases[i];
 		struct smtp_address a, b;
 		size_t used;
@@ -412,16 +422,17 @@ test_round_trip(void **state)
 		int n = smtp_address_format(&a, wire, sizeof wire);
 		assert_true(n >= 0);
 		int m = snprintf(path, sizeof path, "<%s>", wire);
-		enum smtp_address_error e =
-			smtp_address_parse_path(path, (size_t)m, true, &b, &used);
+		enum smtp_address_error e = smtp_address_parse_path(
+			path, (size_t)m, true, &b, &used);
 		if (e == SMTP_ADDRESS_OK && strcmp(a.local, b.local) == 0 &&
 		    strcmp(a.domain, b.domain) == 0 && a.is_null == b.is_null &&
 		    a.is_postmaster == b.is_postmaster && used == (size_t)m)
 			continue;
 		failed++;
-		print_error("row %zu: formatted \"%s\" reparsed %s local=\"%s\" "
-			    "want local=\"%s\"\n", i, wire, err_name(e), b.local,
-			    a.local);
+		print_error(
+			"row %zu: formatted \"%s\" reparsed %s local=\"%s\" "
+			"want local=\"%s\"\n",
+			i, wire, err_name(e), b.local, a.local);
 	}
 	assert_int_equal(failed, 0);
 }
@@ -432,6 +443,7 @@ struct domain_case {
 	bool ok;
 };
 
+/* clang-format off */
 static const struct domain_case domain_cases[] = {
 	{S("example.com"), true},
 	{S("EXAMPLE.COM"), true},
@@ -461,6 +473,7 @@ static const struct domain_case domain_cases[] = {
 	{S("[IPv6:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000]"),
 	 false},
 };
+/* clang-format on */
 
 static void
 test_domain_table(void **state)
@@ -490,6 +503,7 @@ test_domain_table(void **state)
 	assert_int_equal(failed, 0);
 }
 
+/* clang-format off */
 static const struct domain_case utf8_cases[] = {
 	{S(""), true},
 	{S("ascii"), true},
@@ -511,6 +525,7 @@ static const struct domain_case utf8_cases[] = {
 	{S("a\xc3"), false},
 	{S("\xc3\x28"), false},
 };
+/* clang-format on */
 
 static void
 test_utf8_table(void **state)

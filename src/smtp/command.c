@@ -19,6 +19,7 @@
 
 #include <string.h>
 
+/* clang-format off */
 /* The replies, one per way a MAIL or RCPT argument can be wrong. */
 static const struct smtp_reply r_mail_syntax = {
 	501, "5.5.4", "Syntax: MAIL FROM:<address> [parameters]"};
@@ -66,7 +67,9 @@ static const struct smtp_reply r_notify_bad = {
 	501, "5.5.4", "Bad NOTIFY value"};
 static const struct smtp_reply r_orcpt_bad = {
 	501, "5.5.4", "Bad ORCPT value"};
+/* clang-format on */
 
+/* clang-format off */
 static const struct {
 	const char *name;
 	size_t len;
@@ -87,6 +90,7 @@ static const struct {
 	{"STARTTLS", 8, SMTP_VERB_STARTTLS},
 	{"AUTH", 4, SMTP_VERB_AUTH},
 };
+/* clang-format on */
 
 static unsigned char
 lower(unsigned char c)
@@ -142,7 +146,7 @@ smtp_command_parse(const char *line, size_t len, struct smtp_command *out)
 struct param {
 	const char *key;
 	size_t key_len;
-	const char *value;	/* NULL when there is no '=' */
+	const char *value; /* NULL when there is no '=' */
 	size_t value_len;
 };
 
@@ -187,8 +191,7 @@ param_split(const char *tok, size_t n, struct param *p)
 }
 
 /* A parameter handler returns NULL when the value is good. */
-typedef const struct smtp_reply *(*param_fn)(const struct param *p,
-					      void *ctx);
+typedef const struct smtp_reply *(*param_fn)(const struct param *p, void *ctx);
 
 struct param_def {
 	const char *name;
@@ -364,10 +367,12 @@ mail_auth(const struct param *p, void *ctx)
 	return xtext_valid(p->value, p->value_len, true) ? NULL : &r_auth_bad;
 }
 
+/* clang-format off */
 static const struct param_def mail_params[] = {
 	{"SIZE", mail_size},	 {"BODY", mail_body}, {"SMTPUTF8", mail_smtputf8},
 	{"RET", mail_ret},	 {"ENVID", mail_envid}, {"AUTH", mail_auth},
 };
+/* clang-format on */
 
 /* "FROM:" / "TO:" then optional spaces (tolerated, case C15). */
 static bool
@@ -440,7 +445,8 @@ rcpt_notify(const struct param *p, void *ctx)
 	while (i <= p->value_len) {
 		const char *w = p->value + i;
 		const char *comma = memchr(w, ',', p->value_len - i);
-		size_t n = comma != NULL ? (size_t)(comma - w) : p->value_len - i;
+		size_t n =
+			comma != NULL ? (size_t)(comma - w) : p->value_len - i;
 
 		if (word_ieq(w, n, "NEVER"))
 			bits |= SMTP_NOTIFY_NEVER;
@@ -451,7 +457,7 @@ rcpt_notify(const struct param *p, void *ctx)
 		else if (word_ieq(w, n, "DELAY"))
 			bits |= SMTP_NOTIFY_DELAY;
 		else
-			return &r_notify_bad;	/* also an empty item */
+			return &r_notify_bad; /* also an empty item */
 		i += n + 1;
 	}
 	if ((bits & SMTP_NOTIFY_NEVER) && bits != SMTP_NOTIFY_NEVER)
@@ -492,10 +498,12 @@ rcpt_orcpt(const struct param *p, void *ctx)
 	return NULL;
 }
 
+/* clang-format off */
 static const struct param_def rcpt_params[] = {
 	{"NOTIFY", rcpt_notify},
 	{"ORCPT", rcpt_orcpt},
 };
+/* clang-format on */
 
 int
 smtp_rcpt_parse(const char *args, size_t len, struct smtp_rcpt *out,

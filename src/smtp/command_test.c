@@ -27,6 +27,7 @@ struct cmd_case {
 	const char *args;
 };
 
+/* clang-format off */
 static const struct cmd_case cmd_cases[] = {
 	{S("EHLO client.example.org"), 0, SMTP_VERB_EHLO, "client.example.org"},
 	{S("ehlo client.example.org"), 0, SMTP_VERB_EHLO, "client.example.org"},
@@ -65,6 +66,7 @@ static const struct cmd_case cmd_cases[] = {
 	{S("D\xc3\x84TA"), -1, SMTP_VERB_UNKNOWN, ""},
 	{S("\xff"), -1, SMTP_VERB_UNKNOWN, ""},
 };
+/* clang-format on */
 
 static void
 test_command_table(void **state)
@@ -87,12 +89,14 @@ test_command_table(void **state)
 		if (ok)
 			continue;
 		failed++;
-		print_error("row %zu \"%s\": got rc=%d verb=%d args=\"%s\" want "
-			    "rc=%d verb=%d args=\"%s\"\n", i,
-			    log_escape(g, sizeof g, c->line, c->len), rc,
-			    cmd.verb, log_escape(w, sizeof w, cmd.args,
-						 rc == 0 ? cmd.args_len : 0),
-			    c->rc, c->verb, c->args);
+		print_error(
+			"row %zu \"%s\": got rc=%d verb=%d args=\"%s\" want "
+			"rc=%d verb=%d args=\"%s\"\n",
+			i, log_escape(g, sizeof g, c->line, c->len), rc,
+			cmd.verb,
+			log_escape(w, sizeof w, cmd.args,
+				   rc == 0 ? cmd.args_len : 0),
+			c->rc, c->verb, c->args);
 	}
 	assert_int_equal(failed, 0);
 }
@@ -114,7 +118,7 @@ describe_addr(char *buf, size_t len, const struct smtp_address *a)
 }
 
 static const char *const body_names[] = {"", " body=7BIT", " body=8BITMIME",
-					  " body=BINARYMIME"};
+					 " body=BINARYMIME"};
 static const char *const ret_names[] = {"", " ret=FULL", " ret=HDRS"};
 
 static void
@@ -144,6 +148,7 @@ struct mail_case {
 	const char *want;
 };
 
+/* clang-format off */
 static const struct mail_case mail_cases[] = {
 	{S("FROM:<sender@example.org>"), false, "from=<sender|example.org>"},
 	/* C15: a space after the colon is tolerated. */
@@ -252,6 +257,7 @@ static const struct mail_case mail_cases[] = {
 	{S("FROM:<a@b> SIZE=1 BODY=8BITMIME SMTPUTF8 RET=FULL ENVID=x AUTH=<>"),
 	 false, "from=<a|b> size=1 body=8BITMIME smtputf8 ret=FULL envid=x"},
 };
+/* clang-format on */
 
 static void
 test_mail_table(void **state)
@@ -264,7 +270,8 @@ test_mail_table(void **state)
 		const struct mail_case *c = &mail_cases[i];
 		struct smtp_mail m;
 		struct smtp_reply err = {0, NULL, NULL};
-		int rc = smtp_mail_parse(c->args, c->len, c->chunking, &m, &err);
+		int rc =
+			smtp_mail_parse(c->args, c->len, c->chunking, &m, &err);
 		describe_mail(got, sizeof got, rc, &m, &err);
 		bool ok = strcmp(got, c->want) == 0;
 		if (ok && rc != 0)
@@ -306,6 +313,7 @@ struct rcpt_case {
 	const char *want;
 };
 
+/* clang-format off */
 static const struct rcpt_case rcpt_cases[] = {
 	{S("TO:<rcpt@example.net>"), "to=<rcpt|example.net>"},
 	{S("TO: <rcpt@example.net>"), "to=<rcpt|example.net>"},
@@ -362,6 +370,7 @@ static const struct rcpt_case rcpt_cases[] = {
 	{S("TO:<a@b> SIZE=1"), "555 5.5.4"},
 	{S("TO:<a@b> BODY=8BITMIME"), "555 5.5.4"},
 };
+/* clang-format on */
 
 static void
 test_rcpt_table(void **state)
@@ -414,11 +423,12 @@ test_length_limits(void **state)
 	size_t n;
 
 	(void)state;
-	n = build(buf, sizeof buf, "FROM:<a@b> ENVID=", 'e', SMTP_ENVID_MAX, "");
+	n = build(buf, sizeof buf, "FROM:<a@b> ENVID=", 'e', SMTP_ENVID_MAX,
+		  "");
 	assert_int_equal(smtp_mail_parse(buf, n, false, &m, &err), 0);
 	assert_int_equal(strlen(m.envid), SMTP_ENVID_MAX);
-	n = build(buf, sizeof buf, "FROM:<a@b> ENVID=", 'e',
-		  SMTP_ENVID_MAX + 1, "");
+	n = build(buf, sizeof buf, "FROM:<a@b> ENVID=", 'e', SMTP_ENVID_MAX + 1,
+		  "");
 	assert_int_equal(smtp_mail_parse(buf, n, false, &m, &err), -1);
 	assert_int_equal(err.code, 501);
 
@@ -465,9 +475,10 @@ test_replies_complete(void **state)
 			continue;
 		if (err.code < 500 || err.code > 599 || err.enhanced == NULL ||
 		    err.enhanced[0] != '5' || err.text == NULL)
-			print_error("mail row %zu \"%s\": incomplete reply\n", i,
-				    log_escape(in, sizeof in, mail_cases[i].args,
-					       mail_cases[i].len));
+			print_error(
+				"mail row %zu \"%s\": incomplete reply\n", i,
+				log_escape(in, sizeof in, mail_cases[i].args,
+					   mail_cases[i].len));
 		assert_in_range(err.code, 500, 599);
 		assert_non_null(err.enhanced);
 		assert_int_equal(err.enhanced[0], '5');

@@ -29,14 +29,14 @@
 #include <string.h>
 
 enum dd_state {
-	DD_BOL,		/* at a line start after CR LF (or the start) */
-	DD_DOT,		/* "." at a line start, not yet written */
-	DD_DOT_CR,	/* "." CR at a line start, nothing written */
-	DD_TEXT,	/* inside a line */
-	DD_CR,		/* a CR inside a line, not yet written */
-	DD_DONE,	/* terminator consumed */
-	DD_RAW,		/* raw: inside a line */
-	DD_RAW_CR,	/* raw: the last byte was a CR */
+	DD_BOL,	   /* at a line start after CR LF (or the start) */
+	DD_DOT,	   /* "." at a line start, not yet written */
+	DD_DOT_CR, /* "." CR at a line start, nothing written */
+	DD_TEXT,   /* inside a line */
+	DD_CR,	   /* a CR inside a line, not yet written */
+	DD_DONE,   /* terminator consumed */
+	DD_RAW,	   /* raw: inside a line */
+	DD_RAW_CR, /* raw: the last byte was a CR */
 };
 
 void
@@ -63,8 +63,9 @@ line_grow(struct smtp_datadec *dec, size_t n)
 
 	/* Saturate: the length only matters up to the bound. */
 	if (dec->line_len <= max)
-		dec->line_len = n > SIZE_MAX - dec->line_len ? SIZE_MAX
-							   : dec->line_len + n;
+		dec->line_len = n > SIZE_MAX - dec->line_len
+					? SIZE_MAX
+					: dec->line_len + n;
 	if (dec->line_len > max)
 		dec->faults |= SMTP_DATA_FAULT_LONG_LINE;
 }
@@ -143,7 +144,7 @@ dd_step(struct smtp_datadec *dec, struct dd_io *io)
 			line_grow(dec, 1);
 			dec->state = DD_TEXT;
 		} else {
-			dec->state = DD_TEXT;	/* the stuffed dot goes */
+			dec->state = DD_TEXT; /* the stuffed dot goes */
 		}
 		return true;
 	case DD_DOT_CR:
@@ -191,7 +192,7 @@ dd_step(struct smtp_datadec *dec, struct dd_io *io)
 			n = io->cap - io->o;
 		n = text_run_len(io->in + io->i, n);
 		if (n == 0)
-			return false;	/* output full */
+			return false; /* output full */
 		check_run(dec, io->in + io->i, n);
 		memcpy(io->out + io->o, io->in + io->i, n);
 		line_grow(dec, n);

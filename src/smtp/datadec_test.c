@@ -50,8 +50,8 @@ lcg(uint32_t *seed)
  * would; the decoder must never write past the space it is given.
  */
 static void
-decode(const uint8_t *in, size_t len, bool raw, size_t long_max,
-       size_t chunk, size_t outcap, uint32_t seed, struct result *r)
+decode(const uint8_t *in, size_t len, bool raw, size_t long_max, size_t chunk,
+       size_t outcap, uint32_t seed, struct result *r)
 {
 	struct smtp_datadec dec;
 	uint8_t out[64 + 16];
@@ -97,8 +97,9 @@ decode(const uint8_t *in, size_t len, bool raw, size_t long_max,
 	/* Feeding after the end does nothing. */
 	if (dec.done) {
 		size_t got = 99;
-		assert_int_equal(smtp_datadec_feed(&dec, (const uint8_t *)"x\r\n",
-						   3, out, sizeof out, &got),
+		assert_int_equal(smtp_datadec_feed(&dec,
+						   (const uint8_t *)"x\r\n", 3,
+						   out, sizeof out, &got),
 				 0);
 		assert_int_equal(got, 0);
 	}
@@ -108,17 +109,18 @@ struct dd_case {
 	const char *in;
 	size_t len;
 	bool raw;
-	size_t long_max;	/* 0: default */
+	size_t long_max; /* 0: default */
 	const char *out;
 	size_t outlen;
 	unsigned faults;
 	bool done;
-	size_t consumed;	/* (size_t)-1: all of it */
+	size_t consumed; /* (size_t)-1: all of it */
 	bool eight_bit;
 };
 
 #define ALL ((size_t)-1)
 
+/* clang-format off */
 static const struct dd_case dd_cases[] = {
 	{S("Subject: x\r\n\r\nbody\r\n.\r\n"), false, 0,
 	 S("Subject: x\r\n\r\nbody\r\n"), 0, true, ALL, false},
@@ -215,11 +217,13 @@ static const struct dd_case dd_cases[] = {
 	{S("0123456789A\r\n"), true, 10, S("0123456789A\r\n"), LONG_, false, ALL,
 	 false},
 };
+/* clang-format on */
 
 static bool
 same(const struct result *r, const struct dd_case *c, size_t consumed)
 {
-	return r->outlen == c->outlen && memcmp(r->out, c->out, c->outlen) == 0 &&
+	return r->outlen == c->outlen &&
+	       memcmp(r->out, c->out, c->outlen) == 0 &&
 	       r->faults == c->faults && r->done == c->done &&
 	       r->consumed == consumed && r->eight_bit == c->eight_bit &&
 	       r->size == r->outlen;
@@ -234,12 +238,14 @@ report(size_t i, const char *how, const struct result *r,
 	print_error("row %zu (%s) in=\"%s\"\n", i, how,
 		    log_escape(a, sizeof a, c->in, c->len));
 	print_error("  got  out=\"%s\" faults=%#x done=%d consumed=%zu 8bit=%d "
-		    "size=%llu\n", log_escape(a, sizeof a, r->out, r->outlen),
-		    r->faults, r->done, r->consumed, r->eight_bit,
+		    "size=%llu\n",
+		    log_escape(a, sizeof a, r->out, r->outlen), r->faults,
+		    r->done, r->consumed, r->eight_bit,
 		    (unsigned long long)r->size);
-	print_error("  want out=\"%s\" faults=%#x done=%d consumed=%zu 8bit=%d\n",
-		    log_escape(b, sizeof b, c->out, c->outlen), c->faults,
-		    c->done, consumed, c->eight_bit);
+	print_error(
+		"  want out=\"%s\" faults=%#x done=%d consumed=%zu 8bit=%d\n",
+		log_escape(b, sizeof b, c->out, c->outlen), c->faults, c->done,
+		consumed, c->eight_bit);
 }
 
 static void
@@ -256,15 +262,17 @@ test_table_all_splits(void **state)
 		const struct dd_case *c = &dd_cases[i];
 		size_t consumed = c->consumed == ALL ? c->len : c->consumed;
 		for (size_t k = 0; k < sizeof chunks / sizeof chunks[0]; k++) {
-			for (size_t o = 0; o < sizeof outcaps / sizeof outcaps[0];
-			     o++) {
+			for (size_t o = 0;
+			     o < sizeof outcaps / sizeof outcaps[0]; o++) {
 				decode((const uint8_t *)c->in, c->len, c->raw,
-				       c->long_max, chunks[k], outcaps[o], 0, &r);
+				       c->long_max, chunks[k], outcaps[o], 0,
+				       &r);
 				if (same(&r, c, consumed))
 					continue;
 				failed++;
-				snprintf(how, sizeof how, "chunk=%zu outcap=%zu",
-					 chunks[k], outcaps[o]);
+				snprintf(how, sizeof how,
+					 "chunk=%zu outcap=%zu", chunks[k],
+					 outcaps[o]);
 				report(i, how, &r, c, consumed);
 			}
 		}
@@ -376,15 +384,16 @@ model_output(const uint8_t *body, size_t n, bool done, uint8_t *out)
 			}
 		size_t end = cr != NULL ? (size_t)(cr - body) : n;
 		size_t start = k;
-		if (body[start] == '.' && (end > start + 1 || cr != NULL || done))
+		if (body[start] == '.' &&
+		    (end > start + 1 || cr != NULL || done))
 			start++;
 		else if (body[start] == '.' && cr == NULL)
-			start = end;	/* a lone pending dot */
+			start = end; /* a lone pending dot */
 		size_t stop = end;
 		if (cr == NULL && stop > start && body[stop - 1] == '\r')
-			stop--;		/* a pending CR */
-		if (cr == NULL && !done && end == start + 1 &&
-		    body[k] == '.' && body[end - 1] == '\r')
+			stop--; /* a pending CR */
+		if (cr == NULL && !done && end == start + 1 && body[k] == '.' &&
+		    body[end - 1] == '\r')
 			stop = start;
 		memcpy(out + o, body + start, stop - start);
 		o += stop - start;
@@ -400,8 +409,8 @@ model_output(const uint8_t *body, size_t n, bool done, uint8_t *out)
 static void
 test_random_against_model(void **state)
 {
-	static const uint8_t alphabet[] = {'a', '.', '.', '\r', '\r', '\n',
-					   '\n', '\0', 0x80, ' '};
+	static const uint8_t alphabet[] = {'a',	 '.',  '.',  '\r', '\r',
+					   '\n', '\n', '\0', 0x80, ' '};
 	static uint8_t in[48], want[256];
 	static struct result one, split;
 	uint32_t seed = 12345;
@@ -434,11 +443,13 @@ test_random_against_model(void **state)
 			if (one.out[k] == '\r' &&
 			    (k + 1 == one.outlen || one.out[k + 1] != '\n'))
 				ok = false;
-			if (one.out[k] == '\n' && (k == 0 || one.out[k - 1] != '\r'))
+			if (one.out[k] == '\n' &&
+			    (k == 0 || one.out[k - 1] != '\r'))
 				ok = false;
 		}
 		size_t wlen = 0;
-		if (faults == 0 && !(!done && body > 0 && in[body - 1] == '\r')) {
+		if (faults == 0 &&
+		    !(!done && body > 0 && in[body - 1] == '\r')) {
 			wlen = model_output(in, body, done, want);
 			ok = ok && one.outlen == wlen &&
 			     memcmp(one.out, want, wlen) == 0;
@@ -472,11 +483,13 @@ test_raw_chunks(void **state)
 	(void)state;
 	smtp_datadec_init(&dec, true);
 	assert_int_equal(smtp_datadec_feed(&dec, (const uint8_t *)"ab\r", 3,
-					   out, sizeof out, &got), 3);
+					   out, sizeof out, &got),
+			 3);
 	assert_int_equal(got, 3);
 	assert_int_equal(dec.faults, 0);
 	assert_int_equal(smtp_datadec_feed(&dec, (const uint8_t *)"\ncd\r", 4,
-					   out, sizeof out, &got), 4);
+					   out, sizeof out, &got),
+			 4);
 	assert_int_equal(dec.faults, 0);
 	assert_int_equal(dec.size, 7);
 	smtp_datadec_finish(&dec);
@@ -493,7 +506,8 @@ test_raw_chunks(void **state)
 	/* Raw output space limits what is taken. */
 	smtp_datadec_init(&dec, true);
 	assert_int_equal(smtp_datadec_feed(&dec, (const uint8_t *)"abcdef", 6,
-					   out, 4, &got), 4);
+					   out, 4, &got),
+			 4);
 	assert_int_equal(got, 4);
 }
 

@@ -38,8 +38,8 @@ line_discard(struct smtp_line_reader *reader, const uint8_t *data, size_t len,
 }
 
 enum smtp_line_status
-smtp_line_next(struct smtp_line_reader *reader, const uint8_t *data,
-	       size_t len, size_t *consumed, size_t *linelen)
+smtp_line_next(struct smtp_line_reader *reader, const uint8_t *data, size_t len,
+	       size_t *consumed, size_t *linelen)
 {
 	size_t max = line_max(reader);
 	size_t window, n;
@@ -61,7 +61,7 @@ smtp_line_next(struct smtp_line_reader *reader, const uint8_t *data,
 		if (n > 0 && data[n - 1] == '\r')
 			n--;
 		if (n > max)
-			return SMTP_LINE_TOO_LONG;	/* ended: no discard */
+			return SMTP_LINE_TOO_LONG; /* ended: no discard */
 		*linelen = n;
 		return SMTP_LINE_OK;
 	}

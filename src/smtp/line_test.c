@@ -114,6 +114,7 @@ struct line_case {
 	const char *want;
 };
 
+/* clang-format off */
 static const struct line_case line_cases[] = {
 	{S("QUIT\r\n"), 0, "L[QUIT]"},
 	{S("QUIT\n"), 0, "L[QUIT]"},
@@ -147,6 +148,7 @@ static const struct line_case line_cases[] = {
 	   "xxxxxx\r\n\r\n"),
 	 10, "TL[OK]TL[]"},
 };
+/* clang-format on */
 
 static void
 check_case(const struct line_case *c, size_t i, size_t bufcap, size_t chunk,
@@ -163,8 +165,9 @@ check_case(const struct line_case *c, size_t i, size_t bufcap, size_t chunk,
 		return;
 	(*failed)++;
 	print_error("row %zu \"%s\" bufcap=%zu chunk=%zu seed=%u\n  got  %s\n"
-		    "  want %s\n", i, log_escape(in, sizeof in, c->in, c->len),
-		    bufcap, chunk, seed, ev.text, c->want);
+		    "  want %s\n",
+		    i, log_escape(in, sizeof in, c->in, c->len), bufcap, chunk,
+		    seed, ev.text, c->want);
 }
 
 static void
@@ -176,7 +179,8 @@ test_line_table_splits(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof line_cases / sizeof line_cases[0]; i++) {
-		for (size_t b = 0; b < sizeof bufcaps / sizeof bufcaps[0]; b++) {
+		for (size_t b = 0; b < sizeof bufcaps / sizeof bufcaps[0];
+		     b++) {
 			for (size_t k = 0; k < sizeof chunks / sizeof chunks[0];
 			     k++)
 				check_case(&line_cases[i], i, bufcaps[b],
@@ -221,7 +225,7 @@ test_endless_line(void **state)
 
 	(void)state;
 	memset(chunk, 'A', sizeof chunk);
-	for (int k = 0; k < 256; k++) {	/* 16 MiB */
+	for (int k = 0; k < 256; k++) { /* 16 MiB */
 		size_t off = 0;
 		while (off < sizeof chunk) {
 			size_t n = sizeof chunk - off;
@@ -243,8 +247,8 @@ test_endless_line(void **state)
 			 SMTP_LINE_NEED_MORE);
 	assert_int_equal(used, 2);
 	assert_false(r.discarding);
-	assert_int_equal(smtp_line_next(&r, (const uint8_t *)"QUIT\n", 5,
-					&used, &linelen),
+	assert_int_equal(smtp_line_next(&r, (const uint8_t *)"QUIT\n", 5, &used,
+					&linelen),
 			 SMTP_LINE_OK);
 	assert_int_equal(linelen, 4);
 	assert_int_equal(smtp_line_next(&r, NULL, 0, &used, &linelen),

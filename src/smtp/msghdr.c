@@ -18,13 +18,13 @@
 #include <string.h>
 
 enum mh_state {
-	MH_LINE_START,	/* at the start of a header line */
-	MH_FIELD,	/* inside a header line */
-	MH_BLANK_CR,	/* a CR at a line start: maybe the empty line */
-	MH_BODY,	/* the empty line was seen */
+	MH_LINE_START, /* at the start of a header line */
+	MH_FIELD,      /* inside a header line */
+	MH_BLANK_CR,   /* a CR at a line start: maybe the empty line */
+	MH_BODY,       /* the empty line was seen */
 };
 
-#define MH_F_MSGID_DONE 0x1	/* the first Message-ID field was handled */
+#define MH_F_MSGID_DONE 0x1 /* the first Message-ID field was handled */
 
 static const char msgid_name[] = "message-id";
 #define MSGID_NAME_LEN (sizeof msgid_name - 1)
@@ -61,7 +61,8 @@ msgid_value_offset(const struct smtp_msghdr *h)
 	if (h->field_len <= MSGID_NAME_LEN)
 		return 0;
 	for (i = 0; i < MSGID_NAME_LEN; i++)
-		if (lower((unsigned char)h->field[i]) != (unsigned char)msgid_name[i])
+		if (lower((unsigned char)h->field[i]) !=
+		    (unsigned char)msgid_name[i])
 			return 0;
 	while (i < h->field_len && is_wsp((unsigned char)h->field[i]))
 		i++;
@@ -93,7 +94,7 @@ msgid_extract(struct smtp_msghdr *h, size_t off, bool complete)
 		if (c <= ' ' || c == '<' || c == 127)
 			return true;
 	}
-	if (i == n)	/* no '>' yet: a continuation line may bring it */
+	if (i == n) /* no '>' yet: a continuation line may bring it */
 		return complete || h->field_len == sizeof h->field;
 	n = i + 1 - start;
 	if (n > 2 && n <= SMTP_MESSAGE_ID_MAX) {
@@ -180,7 +181,7 @@ static size_t
 feed_line_start(struct smtp_msghdr *h, const uint8_t *s)
 {
 	if (is_wsp(s[0])) {
-		h->state = MH_FIELD;	/* folded: same field */
+		h->state = MH_FIELD; /* folded: same field */
 		return 0;
 	}
 	/* Whatever comes now ends the previous field. */
@@ -191,7 +192,7 @@ feed_line_start(struct smtp_msghdr *h, const uint8_t *s)
 		return 1;
 	}
 	if (s[0] == '\n') {
-		h->state = MH_BODY;	/* lenient: bare LF empty line */
+		h->state = MH_BODY; /* lenient: bare LF empty line */
 		h->in_body = true;
 		return 1;
 	}
@@ -215,7 +216,7 @@ smtp_msghdr_feed(struct smtp_msghdr *h, const uint8_t *data, size_t len)
 				h->in_body = true;
 				used = 1;
 			} else {
-				h->state = MH_FIELD;	/* a stray CR */
+				h->state = MH_FIELD; /* a stray CR */
 				used = 0;
 			}
 			break;

@@ -21,7 +21,7 @@
 struct mh_case {
 	const char *in;
 	size_t len;
-	size_t header_size;	/* (size_t)-1: all of the input */
+	size_t header_size; /* (size_t)-1: all of the input */
 	const char *message_id;
 	bool header_utf8;
 	bool in_body;
@@ -29,6 +29,7 @@ struct mh_case {
 
 #define ALL ((size_t)-1)
 
+/* clang-format off */
 static const struct mh_case mh_cases[] = {
 	{S("Message-ID: <a@b>\r\nSubject: x\r\n\r\nbody\r\n"), 33, "<a@b>",
 	 false, true},
@@ -71,6 +72,7 @@ static const struct mh_case mh_cases[] = {
 	{S("Message-ID: <a@b>\n\nbody"), 19, "<a@b>", false, true},
 	{S("Subject: x\r\rMessage-ID: <a@b>\r\n\r\n"), ALL, "", false, true},
 };
+/* clang-format on */
 
 static uint32_t
 lcg(uint32_t *seed)
@@ -106,16 +108,14 @@ check(const struct smtp_msghdr *h, const struct mh_case *c, size_t i,
 	    h->header_utf8 == c->header_utf8 && h->in_body == c->in_body &&
 	    h->header_size == want_size)
 		return true;
-	print_error("row %zu (%s) in=\"%s\"\n  got  id=\"%s\" utf8=%d body=%d "
-		    "size=%llu\n  want id=\"%s\" utf8=%d body=%d size=%zu\n", i,
-		    how, log_escape(in, sizeof in, c->in, c->len),
-		    log_escape(g, sizeof g, h->message_id,
-			       strlen(h->message_id)),
-		    h->header_utf8, h->in_body,
-		    (unsigned long long)h->header_size,
-		    log_escape(w, sizeof w, c->message_id,
-			       strlen(c->message_id)),
-		    c->header_utf8, c->in_body, want_size);
+	print_error(
+		"row %zu (%s) in=\"%s\"\n  got  id=\"%s\" utf8=%d body=%d "
+		"size=%llu\n  want id=\"%s\" utf8=%d body=%d size=%zu\n",
+		i, how, log_escape(in, sizeof in, c->in, c->len),
+		log_escape(g, sizeof g, h->message_id, strlen(h->message_id)),
+		h->header_utf8, h->in_body, (unsigned long long)h->header_size,
+		log_escape(w, sizeof w, c->message_id, strlen(c->message_id)),
+		c->header_utf8, c->in_body, want_size);
 	return false;
 }
 
@@ -136,7 +136,8 @@ test_table_all_splits(void **state)
 			failed += !check(&h, &mh_cases[i], i, how);
 		}
 		for (uint32_t seed = 1; seed <= 30; seed++) {
-			feed_split(&h, mh_cases[i].in, mh_cases[i].len, 0, seed);
+			feed_split(&h, mh_cases[i].in, mh_cases[i].len, 0,
+				   seed);
 			snprintf(how, sizeof how, "seed=%u", seed);
 			failed += !check(&h, &mh_cases[i], i, how);
 		}

@@ -136,8 +136,8 @@ smtp_reply_next(struct smtp_reply_reader *r, const uint8_t *data, size_t len,
 		size_t window = avail < SMTP_REPLY_LINE_MAX + 2
 					? avail
 					: SMTP_REPLY_LINE_MAX + 2;
-		const uint8_t *lf = window > 0 ? memchr(data + pos, '\n', window)
-					       : NULL;
+		const uint8_t *lf =
+			window > 0 ? memchr(data + pos, '\n', window) : NULL;
 		if (lf == NULL) {
 			*consumed = pos;
 			if (avail > SMTP_REPLY_LINE_MAX + 1 ||
@@ -168,7 +168,8 @@ static bool
 word_ieq(const char *s, const char *word, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		unsigned char a = (unsigned char)s[i], b = (unsigned char)word[i];
+		unsigned char a = (unsigned char)s[i],
+			      b = (unsigned char)word[i];
 		if (a >= 'A' && a <= 'Z')
 			a = (unsigned char)(a - 'A' + 'a');
 		if (b >= 'A' && b <= 'Z')

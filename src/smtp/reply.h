@@ -33,25 +33,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SMTP_REPLY_LINE_MAX 2048	/* one line, CRLF excluded (RFC: 512) */
-#define SMTP_REPLY_TEXT_MAX 4096	/* all lines' text */
-#define SMTP_REPLY_ENHANCED_MAX 11	/* "5.123.123" + room */
+#define SMTP_REPLY_LINE_MAX 2048   /* one line, CRLF excluded (RFC: 512) */
+#define SMTP_REPLY_TEXT_MAX 4096   /* all lines' text */
+#define SMTP_REPLY_ENHANCED_MAX 11 /* "5.123.123" + room */
 
 enum smtp_reply_status {
-	SMTP_REPLY_NEED_MORE,	/* no complete reply yet; drop *consumed */
-	SMTP_REPLY_DONE,	/* a whole reply is in the reader */
-	SMTP_REPLY_BAD,		/* malformed or overlong: stop reading */
+	SMTP_REPLY_NEED_MORE, /* no complete reply yet; drop *consumed */
+	SMTP_REPLY_DONE,      /* a whole reply is in the reader */
+	SMTP_REPLY_BAD,	      /* malformed or overlong: stop reading */
 };
 
 struct smtp_reply_reader {
-	int code;			/* 200..599 once DONE */
-	char enhanced[SMTP_REPLY_ENHANCED_MAX + 1];	/* "2.0.0" or "" */
+	int code;				    /* 200..599 once DONE */
+	char enhanced[SMTP_REPLY_ENHANCED_MAX + 1]; /* "2.0.0" or "" */
 	size_t nlines;
 	size_t text_len;
 	/* Each line's text (after "ddd-" / "ddd "), joined by '\n'. */
 	char text[SMTP_REPLY_TEXT_MAX + 1];
-	bool truncated;			/* text was cut */
-	bool complete;			/* private */
+	bool truncated; /* text was cut */
+	bool complete;	/* private */
 };
 
 void smtp_reply_reader_init(struct smtp_reply_reader *r);
@@ -66,8 +66,7 @@ enum smtp_reply_status smtp_reply_next(struct smtp_reply_reader *r,
  * param/param_len (may be NULL) get the rest of that line, e.g. "10485760"
  * for SIZE; "" when there is none.
  */
-bool smtp_reply_ehlo_has(const struct smtp_reply_reader *r,
-			 const char *keyword, const char **param,
-			 size_t *param_len);
+bool smtp_reply_ehlo_has(const struct smtp_reply_reader *r, const char *keyword,
+			 const char **param, size_t *param_len);
 
 #endif

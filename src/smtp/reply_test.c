@@ -42,8 +42,7 @@ lcg(uint32_t *seed)
 }
 
 static void
-drive(const char *in, size_t len, size_t chunk, uint32_t seed,
-      struct seen *out)
+drive(const char *in, size_t len, size_t chunk, uint32_t seed, struct seen *out)
 {
 	static struct smtp_reply_reader r;
 	static uint8_t buf[16384];
@@ -97,6 +96,7 @@ struct reply_case {
 	const char *want;
 };
 
+/* clang-format off */
 static const struct reply_case reply_cases[] = {
 	{S("220 smarthost.example.net ESMTP\r\n"),
 	 "220||smarthost.example.net ESMTP;"},
@@ -143,6 +143,7 @@ static const struct reply_case reply_cases[] = {
 	{S("250 ok\r\nHTTP/1.1 400\r\n"), "250||ok;BAD"},
 	{S("250 a\0b\r\n"), "250||a?b;"},
 };
+/* clang-format on */
 
 static void
 test_reply_table(void **state)
@@ -153,7 +154,8 @@ test_reply_table(void **state)
 	int failed = 0;
 
 	(void)state;
-	for (size_t i = 0; i < sizeof reply_cases / sizeof reply_cases[0]; i++) {
+	for (size_t i = 0; i < sizeof reply_cases / sizeof reply_cases[0];
+	     i++) {
 		const struct reply_case *c = &reply_cases[i];
 		for (size_t k = 0; k < 4 + 20; k++) {
 			size_t chunk = k < 4 ? chunks[k] : 0;
@@ -161,10 +163,11 @@ test_reply_table(void **state)
 			if (strcmp(got.text, c->want) == 0)
 				continue;
 			failed++;
-			print_error("row %zu \"%s\" chunk=%zu seed=%zu\n  got  %s\n"
-				    "  want %s\n", i,
-				    log_escape(in, sizeof in, c->in, c->len),
-				    chunk, k, got.text, c->want);
+			print_error(
+				"row %zu \"%s\" chunk=%zu seed=%zu\n  got  %s\n"
+				"  want %s\n",
+				i, log_escape(in, sizeof in, c->in, c->len),
+				chunk, k, got.text, c->want);
 		}
 	}
 	assert_int_equal(failed, 0);
@@ -184,30 +187,30 @@ test_reply_bounds(void **state)
 	memcpy(buf, "250 ", 4);
 	memcpy(buf + SMTP_REPLY_LINE_MAX, "\r\n", 2);
 	smtp_reply_reader_init(&r);
-	assert_int_equal(smtp_reply_next(&r, buf, SMTP_REPLY_LINE_MAX + 2,
-					 &used),
-			 SMTP_REPLY_DONE);
+	assert_int_equal(
+		smtp_reply_next(&r, buf, SMTP_REPLY_LINE_MAX + 2, &used),
+		SMTP_REPLY_DONE);
 	assert_int_equal(used, SMTP_REPLY_LINE_MAX + 2);
 	/* One more octet is not, with or without its LF yet. */
 	memset(buf, 'x', SMTP_REPLY_LINE_MAX + 1);
 	memcpy(buf, "250 ", 4);
 	smtp_reply_reader_init(&r);
-	assert_int_equal(smtp_reply_next(&r, buf, SMTP_REPLY_LINE_MAX + 1,
-					 &used),
-			 SMTP_REPLY_BAD);
+	assert_int_equal(
+		smtp_reply_next(&r, buf, SMTP_REPLY_LINE_MAX + 1, &used),
+		SMTP_REPLY_BAD);
 	memcpy(buf + SMTP_REPLY_LINE_MAX + 1, "\r\n", 2);
 	smtp_reply_reader_init(&r);
-	assert_int_equal(smtp_reply_next(&r, buf, SMTP_REPLY_LINE_MAX + 3,
-					 &used),
-			 SMTP_REPLY_BAD);
+	assert_int_equal(
+		smtp_reply_next(&r, buf, SMTP_REPLY_LINE_MAX + 3, &used),
+		SMTP_REPLY_BAD);
 	/* "max octets + CR" may still be a good line. */
 	memset(buf, 'x', SMTP_REPLY_LINE_MAX);
 	memcpy(buf, "250 ", 4);
 	buf[SMTP_REPLY_LINE_MAX] = '\r';
 	smtp_reply_reader_init(&r);
-	assert_int_equal(smtp_reply_next(&r, buf, SMTP_REPLY_LINE_MAX + 1,
-					 &used),
-			 SMTP_REPLY_NEED_MORE);
+	assert_int_equal(
+		smtp_reply_next(&r, buf, SMTP_REPLY_LINE_MAX + 1, &used),
+		SMTP_REPLY_NEED_MORE);
 	/* Many continuation lines: the text is cut, the reply still read. */
 	n = 0;
 	for (int k = 0; k < 300; k++) {
@@ -226,9 +229,9 @@ test_reply_bounds(void **state)
 	assert_int_equal(r.code, 250);
 	assert_string_equal(r.enhanced, "2.0.0");
 	/* The next reply starts clean. */
-	assert_int_equal(smtp_reply_next(&r, (const uint8_t *)"221 bye\r\n", 9,
-					 &used),
-			 SMTP_REPLY_DONE);
+	assert_int_equal(
+		smtp_reply_next(&r, (const uint8_t *)"221 bye\r\n", 9, &used),
+		SMTP_REPLY_DONE);
 	assert_false(r.truncated);
 	assert_string_equal(r.text, "bye");
 	assert_int_equal(r.nlines, 1);
@@ -247,6 +250,7 @@ test_ehlo_has(void **state)
 		"250-smarthost.example.net STARTTLS-LIKE NAME\r\n"
 		"250-PIPELINING\r\n250-SIZE 10485760\r\n250-8BITMIME\r\n"
 		"250-auth PLAIN LOGIN\r\n250-STARTTLSX\r\n250 starttls\r\n";
+	/* clang-format off */
 	static const struct ehlo_case cases[] = {
 		{"STARTTLS", true, ""},	/* found on the last line (C25) */
 		{"PIPELINING", true, ""},
@@ -258,6 +262,7 @@ test_ehlo_has(void **state)
 		{"smarthost.example.net", false, NULL},	/* first line skipped */
 		{"DSN", false, NULL},
 	};
+	/* clang-format on */
 	struct smtp_reply_reader r;
 	size_t used;
 	int failed = 0;
@@ -279,8 +284,9 @@ test_ehlo_has(void **state)
 			continue;
 		failed++;
 		print_error("%s: got %d \"%.*s\" want %d \"%s\"\n",
-			    cases[i].keyword, has, (int)plen, p != NULL ? p : "",
-			    cases[i].has, cases[i].param ? cases[i].param : "");
+			    cases[i].keyword, has, (int)plen,
+			    p != NULL ? p : "", cases[i].has,
+			    cases[i].param ? cases[i].param : "");
 	}
 	assert_true(smtp_reply_ehlo_has(&r, "size", NULL, NULL));
 	assert_int_equal(failed, 0);

@@ -55,9 +55,9 @@ round_trip(const struct smtp_address *a)
 	if (e == SMTP_ADDRESS_TOO_LONG)
 		return;
 	if (e != SMTP_ADDRESS_OK || used != (size_t)n + 2 ||
-	    strcmp(a->local, b.local) != 0 || strcmp(a->domain, b.domain) != 0 ||
-	    a->is_null != b.is_null || a->is_postmaster != b.is_postmaster ||
-	    a->utf8 != b.utf8) {
+	    strcmp(a->local, b.local) != 0 ||
+	    strcmp(a->domain, b.domain) != 0 || a->is_null != b.is_null ||
+	    a->is_postmaster != b.is_postmaster || a->utf8 != b.utf8) {
 		fprintf(stderr, "fuzz_address: \"%s\" does not parse back\n",
 			wire);
 		abort();

@@ -157,8 +157,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (which == 0) {
 		struct smtp_command cmd;
 		int rc = smtp_command_parse(s, len, &cmd);
-		if (rc == 0 && (len == 0 || memchr(s, '\0', len) != NULL ||
-				cmd.args < s || cmd.args + cmd.args_len > s + len))
+		if (rc == 0 &&
+		    (len == 0 || memchr(s, '\0', len) != NULL || cmd.args < s ||
+		     cmd.args + cmd.args_len > s + len))
 			abort();
 		if (rc != 0 && rc != -1)
 			abort();
@@ -172,7 +173,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct smtp_mail m;
 		bool chunking = which == 2;
 		if (smtp_mail_parse(s, len, chunking, &m, &err) == 0) {
-			if (strlen(m.envid) > SMTP_ENVID_MAX || m.from.is_postmaster ||
+			if (strlen(m.envid) > SMTP_ENVID_MAX ||
+			    m.from.is_postmaster ||
 			    (m.from.utf8 && !m.smtputf8) ||
 			    (m.body == SMTP_BODY_BINARYMIME && !chunking))
 				abort();

@@ -55,8 +55,8 @@ one_shot(const uint8_t *in, size_t len, bool raw, size_t long_max,
 }
 
 static void
-split(const uint8_t *in, size_t len, bool raw, size_t long_max,
-      uint32_t seed, struct run *r)
+split(const uint8_t *in, size_t len, bool raw, size_t long_max, uint32_t seed,
+      struct run *r)
 {
 	size_t pos = 0;
 
@@ -72,13 +72,13 @@ split(const uint8_t *in, size_t len, bool raw, size_t long_max,
 		size_t got;
 		if (n > len - pos)
 			n = len - pos;
-		uint8_t *out = malloc(cap);	/* exact: ASan catches overflow */
+		uint8_t *out = malloc(cap); /* exact: ASan catches overflow */
 		if (out == NULL)
 			abort();
-		size_t used = smtp_datadec_feed(&r->dec, in + pos, n, out, cap,
-						&got);
-		if (used > n || got > cap || (used == 0 && got == 0 &&
-					      !r->dec.done))
+		size_t used =
+			smtp_datadec_feed(&r->dec, in + pos, n, out, cap, &got);
+		if (used > n || got > cap ||
+		    (used == 0 && got == 0 && !r->dec.done))
 			abort();
 		if (r->outlen + got > 2 * len + 2)
 			abort();

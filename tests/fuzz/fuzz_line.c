@@ -21,7 +21,7 @@
 struct events {
 	uint8_t buf[EV_MAX];
 	size_t len;
-	size_t n;	/* number of events */
+	size_t n; /* number of events */
 };
 
 static void
@@ -32,7 +32,7 @@ ev_put(struct events *ev, uint8_t tag, const uint8_t *s, size_t n)
 	hdr[0] = tag;
 	memcpy(hdr + 1, &n, sizeof n);
 	if (ev->len + sizeof hdr + n > sizeof ev->buf)
-		abort();	/* inputs are far smaller than this */
+		abort(); /* inputs are far smaller than this */
 	memcpy(ev->buf + ev->len, hdr, sizeof hdr);
 	if (n > 0)
 		memcpy(ev->buf + ev->len + sizeof hdr, s, n);
@@ -78,7 +78,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct smtp_line_reader r = {max, false};
 	size_t eff = max != 0 ? max : SMTP_LINE_MAX;
 	size_t cap = eff + 2, blen = 0, pos = 0;
-	uint8_t *buf = malloc(cap);	/* exact size: ASan sees overreads */
+	uint8_t *buf = malloc(cap); /* exact size: ASan sees overreads */
 
 	if (buf == NULL)
 		return 0;
@@ -92,7 +92,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (n > cap - blen)
 			n = cap - blen;
 		if (n == 0)
-			abort();	/* full buffer and no progress */
+			abort(); /* full buffer and no progress */
 		memcpy(buf + blen, in + pos, n);
 		blen += n;
 		pos += n;
@@ -119,8 +119,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(buf);
 	if (got.n != want.n || got.len != want.len ||
 	    memcmp(got.buf, want.buf, got.len) != 0) {
-		fprintf(stderr, "fuzz_line: %zu events, model says %zu\n", got.n,
-			want.n);
+		fprintf(stderr, "fuzz_line: %zu events, model says %zu\n",
+			got.n, want.n);
 		abort();
 	}
 	return 0;

@@ -25,7 +25,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	uint32_t seed = data[0];
 	size_t len = size - 1, pos = 0;
-	uint8_t *in = malloc(len > 0 ? len : 1);	/* exact size */
+	uint8_t *in = malloc(len > 0 ? len : 1); /* exact size */
 
 	if (in == NULL)
 		return 0;
@@ -57,7 +57,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t k = 0; k < idlen; k++)
 		if ((unsigned char)whole.message_id[k] <= ' ')
 			abort();
-	if (whole.header_size > len || (!whole.in_body && whole.header_size != len))
+	if (whole.header_size > len ||
+	    (!whole.in_body && whole.header_size != len))
 		abort();
 	bool high = false;
 	for (size_t k = 0; k < whole.header_size; k++)

@@ -24,7 +24,7 @@ struct sig {
 	size_t text_len[SIG_MAX];
 	unsigned long text_hash[SIG_MAX];
 	size_t n;
-	int end;	/* 0 more, 1 bad */
+	int end; /* 0 more, 1 bad */
 	size_t left;
 };
 
@@ -41,7 +41,8 @@ hash(const char *s, size_t n)
 static void
 check(const struct smtp_reply_reader *r)
 {
-	if (r->code < 200 || r->code > 599 || r->text_len > SMTP_REPLY_TEXT_MAX ||
+	if (r->code < 200 || r->code > 599 ||
+	    r->text_len > SMTP_REPLY_TEXT_MAX ||
 	    strlen(r->text) != r->text_len || r->nlines == 0)
 		abort();
 	if (r->enhanced[0] != '\0' && r->enhanced[0] != '0' + r->code / 100)
