@@ -17,6 +17,8 @@
 
 #include <string.h>
 
+#include "smtp/address.h" /* smtp_utf8_valid() */
+
 enum mh_state {
 	MH_LINE_START, /* at the start of a header line */
 	MH_FIELD,      /* inside a header line */
@@ -71,7 +73,7 @@ msgid_value_offset(const struct smtp_msghdr *h)
 
 /*
  * msg-id = "<" id-left "@" id-right ">" (RFC 5322 3.6.4), taken loosely:
- * visible ASCII or UTF-8 bytes, no blanks or angle brackets inside.
+ * visible ASCII or well-formed UTF-8, no blanks or angle brackets inside.
  * Returns true when the field is decided (found, or can never be found).
  */
 static bool
@@ -97,7 +99,9 @@ msgid_extract(struct smtp_msghdr *h, size_t off, bool complete)
 	if (i == n) /* no '>' yet: a continuation line may bring it */
 		return complete || h->field_len == sizeof h->field;
 	n = i + 1 - start;
-	if (n > 2 && n <= SMTP_MESSAGE_ID_MAX) {
+	/* It goes into logs and JSON: well-formed UTF-8 only (RFC 6532). */
+	if (n > 2 && n <= SMTP_MESSAGE_ID_MAX &&
+	    smtp_utf8_valid(v + start, n)) {
 		memcpy(h->message_id, v + start, n);
 		h->message_id[n] = '\0';
 	}

@@ -9,7 +9,8 @@
  *
  * message_id is the first Message-ID field's msg-id ("<...>", unfolded,
  * surrounding blanks and any trailing comment dropped); it stays "" when
- * that field holds no well-formed msg-id or one longer than
+ * that field holds no well-formed msg-id (visible ASCII or valid UTF-8,
+ * no blanks or angle brackets inside) or one longer than
  * SMTP_MESSAGE_ID_MAX.  Later Message-ID fields are ignored.  header_size
  * counts the header section including the empty line that ends it; a
  * message without an empty line is all header.

@@ -68,6 +68,8 @@ static const struct mh_case mh_cases[] = {
 	{S("Subject: x\r\n\r\n\xc3\xbc"), 14, "", false, true},
 	{S("Subject: x\r\n \xc3\xbc\r\n\r\n"), ALL, "", true, true},
 	{S("Message-ID: <\xc3\xbc@x>\r\n\r\n"), ALL, "<\xc3\xbc@x>", true, true},
+	{S("Message-ID: <\xc3@x>\r\n\r\n"), ALL, "", true, true},
+	{S("Message-ID: <\xc0\xbc@x>\r\n\r\n"), ALL, "", true, true},
 	/* Odd line ends from a faulty message must not confuse it. */
 	{S("Message-ID: <a@b>\n\nbody"), 19, "<a@b>", false, true},
 	{S("Subject: x\r\rMessage-ID: <a@b>\r\n\r\n"), ALL, "", false, true},

@@ -3,15 +3,16 @@
  *
  * Input: byte 0 seeds the split points, the rest is the message.  The
  * message fed whole and fed in pieces must give the same result; the
- * Message-ID is "" or "<...>" within SMTP_MESSAGE_ID_MAX, without blanks;
- * header_size never exceeds the input and is the whole input while no
- * empty line was seen; header_utf8 matches the header bytes.
+ * Message-ID is "" or "<...>" within SMTP_MESSAGE_ID_MAX, without blanks,
+ * valid UTF-8; header_size never exceeds the input and is the whole input
+ * while no empty line was seen; header_utf8 matches the header bytes.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "smtp/address.h"
 #include "smtp/msghdr.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -57,6 +58,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t k = 0; k < idlen; k++)
 		if ((unsigned char)whole.message_id[k] <= ' ')
 			abort();
+	if (!smtp_utf8_valid(whole.message_id, idlen))
+		abort();
 	if (whole.header_size > len ||
 	    (!whole.in_body && whole.header_size != len))
 		abort();
