@@ -13,12 +13,16 @@
  */
 #include "smtp/line.h"
 
+#include <stdint.h>
 #include <string.h>
 
 static size_t
 line_max(const struct smtp_line_reader *reader)
 {
-	return reader->max != 0 ? reader->max : SMTP_LINE_MAX;
+	if (reader->max == 0)
+		return SMTP_LINE_MAX;
+	/* max + 2 must not wrap around. */
+	return reader->max < SIZE_MAX / 2 ? reader->max : SIZE_MAX / 2;
 }
 
 /* Drop bytes up to and including the LF that ends an overlong line. */

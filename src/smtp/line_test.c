@@ -256,6 +256,25 @@ test_endless_line(void **state)
 	assert_int_equal(used, 0);
 }
 
+/* A huge bound must not wrap around when the CR LF is added to it. */
+static void
+test_huge_bound(void **state)
+{
+	struct smtp_line_reader r = {SIZE_MAX, false};
+	size_t used, linelen;
+
+	(void)state;
+	assert_int_equal(
+		smtp_line_next(&r, (const uint8_t *)"abc", 3, &used, &linelen),
+		SMTP_LINE_NEED_MORE);
+	assert_int_equal(used, 0);
+	assert_int_equal(smtp_line_next(&r, (const uint8_t *)"abc\r\nx", 6,
+					&used, &linelen),
+			 SMTP_LINE_OK);
+	assert_int_equal(linelen, 3);
+	assert_int_equal(used, 5);
+}
+
 int
 main(void)
 {
@@ -263,6 +282,7 @@ main(void)
 		cmocka_unit_test(test_line_table_splits),
 		cmocka_unit_test(test_default_bound),
 		cmocka_unit_test(test_endless_line),
+		cmocka_unit_test(test_huge_bound),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
