@@ -9,7 +9,7 @@ release, the queue contents are what it would deliver):
     the write of "250 2.0.0 ... queued as ID" starts.
   - Run 1: 20 messages with unique Message-IDs, SIGKILL right after the
     20th 250, restart: all 20 are queued, their content hashes equal, no
-    half-written entry, incoming/ empty, nothing in corrupt/.
+    half-written entry, recovery emptied incoming/, nothing in corrupt/.
   - Run 2: SIGKILL in the middle of the 10th DATA: the nine acknowledged
     messages are there and whole; the 10th, never acknowledged and never
     complete, is not queued at all.
@@ -94,15 +94,15 @@ def test_fsync_rename_dirsync_before_250(server, tmp_path):
         assert ev[1] < reply[0], f"{name} completes (strace line {ev[1] + 1}) after the 250 is written (line {reply[0] + 1})"
 
 
-def send_numbered(c, n, tag):
+def send_numbered(c, n, tag, lines=500):
     mid = f"{tag}.{n}@c28.example.org"
     content = (f"Message-ID: <{mid}>\r\nSubject: c28 {n}\r\n\r\n".encode()
-               + b"".join(b"line %d of message %d\r\n" % (i, n) for i in range(500)))
+               + b"".join(b"line %d of message %d\r\n" % (i, n) for i in range(lines)))
     return mid, content
 
 
-def check_after_restart(srv, acked):
-    assert srv.spool_files("incoming") == [], srv.spool_files("incoming")
+def check_after_restart(srv, acked, incoming_before):
+    srv.check_incoming_recovered(incoming_before)
     assert srv.spool_files("corrupt") == [], srv.spool_files("corrupt")
     ids = srv.queue_ids()
     active = set(srv.spool_files("active"))
@@ -124,10 +124,11 @@ def test_kill_right_after_20th_250(server):
     for n in range(1, 21):
         _, content = send_numbered(c, n, "run1")
         acked[c.mail(content=content)] = hashlib.sha256(content).hexdigest()
+    before = srv.spool_files("incoming")
     srv.kill()
     c.close()
     srv.start()
-    ids = check_after_restart(srv, acked)
+    ids = check_after_restart(srv, acked, before)
     assert sorted(ids) == sorted(acked), f"queue: {ids}"
 
 
@@ -139,16 +140,19 @@ def test_kill_in_the_middle_of_10th_data(server):
     for n in range(1, 10):
         _, content = send_numbered(c, n, "run2")
         acked[c.mail(content=content)] = hashlib.sha256(content).hexdigest()
-    mid10, content = send_numbered(c, 10, "run2")
+    # Big enough that its first half is past any write buffer and on disk.
+    mid10, content = send_numbered(c, 10, "run2", lines=12000)
     c.expect("MAIL FROM:<sender@example.org>", 250)
     c.expect("RCPT TO:<rcpt@example.net>", 250)
     c.expect("DATA", 354)
     c.send(content[:len(content) // 2])
-    bhtest.wait_until(lambda: srv.spool_files("incoming"), 5, what="the 10th message in incoming/")
+    bhtest.wait_until(lambda: srv.files_containing(mid10.encode(), ("incoming",)), 5,
+                      what="the first half of the 10th message in incoming/")
+    before = srv.spool_files("incoming")
     srv.kill()
     c.close()
     srv.start()
-    ids = check_after_restart(srv, acked)
+    ids = check_after_restart(srv, acked, before)
     assert sorted(ids) == sorted(acked), f"queue after the kill: {ids}"
     for qid in ids:
         assert mid10.encode() not in srv.message(qid), f"{qid}: the unfinished 10th message was queued"

@@ -99,11 +99,12 @@ def check_received_header(header, tls):
     assert HELO in text, f"Received: does not name the EHLO name {HELO}: {text}"
     if tls:
         version, cipher = tls
-        assert re.search(r"\bwith ESMTPS\b", text), f"TLS session but not 'with ESMTPS': {text}"
+        # RFC 3848 / RFC 6531 3.7.4: ESMTPS, or UTF8SMTPS when SMTPUTF8 was used.
+        assert re.search(r"\bwith (?:ESMTPS|UTF8SMTPS)\b", text), f"TLS session but not 'with ESMTPS': {text}"
         assert version in text, f"Received: does not name {version}: {text}"
         assert cipher in text, f"Received: does not name the cipher {cipher}: {text}"
     else:
-        assert re.search(r"\bwith ESMTP(?![A-Z])", text), f"clear-text session but not 'with ESMTP': {text}"
+        assert re.search(r"\bwith (?:ESMTP|UTF8SMTP)(?![A-Z])", text), f"clear-text session but not 'with ESMTP': {text}"
         assert "TLS" not in text, f"clear-text session but Received: mentions TLS: {text}"
 
 

@@ -5,7 +5,7 @@ A private Postfix instance (its own config_directory, queue_directory and
 data_directory in a temporary folder, no listener of its own) relays all
 its mail to bridgehead (`relayhost = [127.0.0.1]:PORT`) with
 `smtp_tls_security_level = encrypt`.  A message injected with
-`sendmail -C DIR` must arrive in bridgehead's queue within 30 s, over TLS
+`sendmail -i -C DIR` (a lone dot line is content) must arrive in bridgehead's queue within 30 s, over TLS
 (its Received: header says `with ESMTPS` and names TLSv1.3 or TLSv1.2),
 with its body intact, and Postfix must log it as sent with bridgehead's
 queue id.  The instance runs as root (Postfix's master needs it); a Postfix
@@ -125,7 +125,7 @@ smtp_helo_name = pf.example.org
         self.started = False
 
     def sendmail(self, sender, rcpt, message):
-        p = subprocess.run(["sendmail", "-C", str(self.etc), "-f", sender, rcpt],
+        p = subprocess.run(["sendmail", "-i", "-C", str(self.etc), "-f", sender, rcpt],
                            input=message, capture_output=True, timeout=30)
         assert p.returncode == 0, f"sendmail: exit {p.returncode}\n{p.stdout}{p.stderr}\n{self.log()}"
 
