@@ -25,10 +25,13 @@
  * create the files: after each batch they top up a small stock of empty
  * incoming/ID.msg files (open descriptors), and spool_msg_new() takes one
  * without a system call.  Only when the stock is empty (at start, or after
- * a burst) does it create one itself.  An id is therefore made when its
- * file is created, at most a little before the message arrives; ids still
- * sort roughly by time.  Stock files are ordinary never-committed files:
- * spool_close() removes them, recovery does after a crash.
+ * a burst) does it create one itself.  The stock exists only under load:
+ * one second after the last commit, the loop removes it (and workers stop
+ * adding to it until a message is made again), so that an idle queue's
+ * incoming/ holds exactly the messages being received.  An id is made when
+ * its file is created, at most a second before its message arrives; ids
+ * still sort roughly by time.  Stock files are ordinary never-committed
+ * files: spool_close() removes them, recovery does after a crash.
  *
  * Everything here runs on the loop thread except spool_commit_batch(),
  * which touches only its own messages, the directory descriptors (read-only
@@ -49,6 +52,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "queue/commit.h"
 #include "queue/qid.h"
 #include "util/log.h"
@@ -58,6 +63,7 @@
 #define SPOOL_NAME_MAX (QID_MAX + 8)	 /* "ID.msg" */
 #define SPOOL_CREATE_TRIES 8
 #define SPOOL_STOCK_MAX 32
+#define SPOOL_STOCK_IDLE_MS 1000
 
 enum spool_op {
 	SPOOL_OP_CREATE,
@@ -95,6 +101,8 @@ struct spool {
 	pthread_mutex_t stock_lock; /* with a pool only */
 	struct spool_stock_file stock[SPOOL_STOCK_MAX];
 	size_t n_stock;
+	bool stock_closed;	  /* idle: workers add nothing */
+	struct event *stock_idle; /* loop timer: drop the stock when idle */
 	bool used;	   /* a message was made: too late to recover */
 	uint64_t commits;  /* loop thread */
 	uint64_t failures; /* loop thread */
@@ -124,6 +132,9 @@ struct spool_msg {
 enum spool_name_kind { SPOOL_NAME_OTHER, SPOOL_NAME_MSG, SPOOL_NAME_ENV };
 
 static commit_run_fn spool_commit_batch;
+static void spool_stock_idle(evutil_socket_t fd, short what, void *arg);
+static void spool_stock_drop(struct spool *spool,
+			     const struct spool_stock_file *files, size_t n);
 static commit_after_fn spool_commit_after;
 
 /* ------------------------------------------------------------- helpers */
@@ -590,6 +601,12 @@ spool_open_flags(const char *state_dir, struct event_base *base, int flags,
 		}
 		pthread_mutex_init(&spool->stock_lock, NULL);
 		spool->sync_ready = true;
+		spool->stock_idle = evtimer_new(base, spool_stock_idle, spool);
+		if (spool->stock_idle == NULL) {
+			snprintf(err, errlen, "cannot start the commit: out of "
+					      "memory");
+			goto fail;
+		}
 		spool->pool = commit_pool_new(base, COMMIT_THREADS_DEFAULT,
 					      spool_commit_batch,
 					      spool_commit_after, spool);
@@ -618,12 +635,9 @@ spool_close(struct spool *spool)
 	if (spool == NULL)
 		return;
 	commit_pool_free(spool->pool); /* runs pending callbacks first */
-	for (size_t i = 0; i < spool->n_stock; i++) {
-		char name[SPOOL_NAME_MAX];
-		spool_name(name, sizeof name, spool->stock[i].id, "msg");
-		close(spool->stock[i].fd);
-		(void)unlinkat(spool->incoming_fd, name, 0);
-	}
+	if (spool->stock_idle != NULL)
+		event_free(spool->stock_idle);
+	spool_stock_drop(spool, spool->stock, spool->n_stock);
 	if (spool->sync_ready) {
 		commit_dirsync_destroy(&spool->active_sync);
 		pthread_mutex_destroy(&spool->stock_lock);
@@ -856,6 +870,38 @@ spool_create_file(struct spool *spool, char id[QID_MAX + 1], int *fd)
 	return -1;
 }
 
+/* Close and remove stock files (given out of the stock already). */
+static void
+spool_stock_drop(struct spool *spool, const struct spool_stock_file *files,
+		 size_t n)
+{
+	char name[SPOOL_NAME_MAX];
+
+	for (size_t i = 0; i < n; i++) {
+		spool_name(name, sizeof name, files[i].id, "msg");
+		close(files[i].fd);
+		(void)unlinkat(spool->incoming_fd, name, 0);
+	}
+}
+
+/* Loop timer: no commit for a while, so no stock either. */
+static void
+spool_stock_idle(evutil_socket_t fd, short what, void *arg)
+{
+	struct spool *spool = arg;
+	struct spool_stock_file files[SPOOL_STOCK_MAX];
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&spool->stock_lock);
+	size_t n = spool->n_stock;
+	memcpy(files, spool->stock, n * sizeof files[0]);
+	spool->n_stock = 0;
+	spool->stock_closed = true;
+	pthread_mutex_unlock(&spool->stock_lock);
+	spool_stock_drop(spool, files, n);
+}
+
 /* On a worker, after a batch: up to want more files in the stock. */
 static void
 spool_stock_refill(struct spool *spool, size_t want)
@@ -863,21 +909,19 @@ spool_stock_refill(struct spool *spool, size_t want)
 	for (size_t i = 0; i < want; i++) {
 		struct spool_stock_file f;
 		pthread_mutex_lock(&spool->stock_lock);
-		bool full = spool->n_stock >= SPOOL_STOCK_MAX;
+		bool full = spool->stock_closed ||
+			    spool->n_stock >= SPOOL_STOCK_MAX;
 		pthread_mutex_unlock(&spool->stock_lock);
 		/* A failure here is the loop's to report, when it creates. */
 		if (full || spool_create_file(spool, f.id, &f.fd) != 0)
 			return;
 		pthread_mutex_lock(&spool->stock_lock);
-		full = spool->n_stock >= SPOOL_STOCK_MAX;
+		full = spool->stock_closed || spool->n_stock >= SPOOL_STOCK_MAX;
 		if (!full)
 			spool->stock[spool->n_stock++] = f;
 		pthread_mutex_unlock(&spool->stock_lock);
-		if (full) { /* another worker filled it meanwhile */
-			char name[SPOOL_NAME_MAX];
-			spool_name(name, sizeof name, f.id, "msg");
-			close(f.fd);
-			(void)unlinkat(spool->incoming_fd, name, 0);
+		if (full) { /* filled or closed meanwhile */
+			spool_stock_drop(spool, &f, 1);
 			return;
 		}
 	}
@@ -892,6 +936,7 @@ spool_stock_take(struct spool *spool, struct spool_msg *msg)
 	if (spool->pool == NULL)
 		return false;
 	pthread_mutex_lock(&spool->stock_lock);
+	spool->stock_closed = false; /* busy again */
 	if (spool->n_stock > 0) {
 		struct spool_stock_file *f = &spool->stock[--spool->n_stock];
 		memcpy(msg->id, f->id, sizeof msg->id);
@@ -1231,6 +1276,10 @@ spool_commit_done(struct commit_job *job)
 	} else {
 		spool->commits++;
 	}
+	/* Each commit pushes the stock's idle timeout further out. */
+	struct timeval idle = { SPOOL_STOCK_IDLE_MS / 1000,
+				(SPOOL_STOCK_IDLE_MS % 1000) * 1000 };
+	evtimer_add(spool->stock_idle, &idle);
 	msg->cb(msg->arg, msg->id, msg->result);
 	spool_msg_free(msg);
 }

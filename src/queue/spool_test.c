@@ -181,6 +181,18 @@ struct result {
 	char id[QID_MAX + 1];
 };
 
+/*
+ * Run the loop until *count reaches want.  Not event_base_dispatch(): the
+ * spool's idle timer would keep it going a second longer.
+ */
+static void
+run_until(struct event_base *base, const int *count, int want)
+{
+	for (int i = 0; *count < want && i < 100000; i++)
+		event_base_loop(base, EVLOOP_ONCE);
+	assert_int_equal(*count, want);
+}
+
 static void
 on_commit(void *arg, const char *id, int error)
 {
@@ -210,8 +222,7 @@ commit_one(struct fixture *f, struct spool *spool, const char *content,
 	(void)wrc;
 	/* The callback never runs before the loop does. */
 	assert_int_equal(r.calls, 0);
-	event_base_dispatch(f->base);
-	assert_int_equal(r.calls, 1);
+	run_until(f->base, &r.calls, 1);
 	return r;
 }
 
@@ -305,7 +316,8 @@ test_commit_load_delete(void **state)
 	assert_int_equal(count_id(f, "active", id) <= 1, 1);
 	snprintf(path, sizeof path, "%s/queue/active/%s.env", f->dir, id);
 	assert_int_equal(stat(path, &st), -1);
-	event_base_dispatch(f->base);
+	for (int i = 0; count_id(f, "active", id) > 0 && i < 1000; i++)
+		event_base_loop(f->base, EVLOOP_ONCE);
 	listing(f, "active", listed, sizeof listed);
 	assert_string_equal(listed, "");
 	/* Gone: load, delete and update say ENOENT; update brings nothing back. */
@@ -496,7 +508,7 @@ test_group_commit(void **state)
 		spool_msg_commit(msg, &env, on_group_commit, &g);
 		envelope_clear(&env);
 	}
-	event_base_dispatch(f->base);
+	run_until(f->base, &g.done, CONCURRENT);
 	double t = now_s() - t0;
 	assert_int_equal(g.done, CONCURRENT);
 	assert_int_equal(g.failed, 0);
@@ -518,6 +530,31 @@ test_group_commit(void **state)
 	assert_non_null(msg);
 	assert_true(count_files(f, "incoming") > 1);
 	spool_msg_abort(msg);
+	spool_close(spool);
+	assert_int_equal(count_files(f, "incoming"), 0);
+}
+
+/* A second after the last commit the stock is gone; it comes back. */
+static void
+test_stock_idle(void **state)
+{
+	struct fixture *f = *state;
+	char err[256], id[QID_MAX + 1];
+
+	struct spool *spool = spool_open(f->dir, f->base, err, sizeof err);
+	assert_non_null(spool);
+	assert_int_equal(commit_one(f, spool, "a", 1, id).error, 0);
+	/* Only the idle timer is left: dispatch returns once it fired. */
+	double t0 = now_s();
+	event_base_dispatch(f->base);
+	assert_true(now_s() - t0 >= 0.9);
+	assert_int_equal(count_files(f, "incoming"), 0);
+	/* Made on the loop now; the stock follows the next commit. */
+	assert_int_equal(commit_one(f, spool, "b", 1, id).error, 0);
+	for (int i = 0; count_files(f, "incoming") == 0 && i < 200; i++)
+		usleep(10000);
+	assert_true(count_files(f, "incoming") > 0);
+	assert_int_equal(count_files(f, "active"), 4);
 	spool_close(spool);
 	assert_int_equal(count_files(f, "incoming"), 0);
 }
@@ -678,8 +715,7 @@ test_faults(void **state)
 		fill_env(&env, spool_msg_id(msg), "s@example.org");
 		spool_msg_commit(msg, &env, on_commit, &r);
 		envelope_clear(&env);
-		event_base_dispatch(f->base);
-		assert_int_equal(r.calls, 1);
+		run_until(f->base, &r.calls, 1);
 		if (r.error != fc->want)
 			print_error("%s: got error %d (%s) want %d\n", fc->spec,
 				    r.error, strerror(r.error), fc->want);
@@ -843,6 +879,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_group_commit, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_close_drains, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_stock_idle, setup,
 						teardown),
 		cmocka_unit_test(test_dirsync),
 		cmocka_unit_test_setup_teardown(test_faults, setup, teardown),
