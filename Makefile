@@ -93,6 +93,11 @@ asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
 	  SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
 
+# libFuzzer harnesses of every parser, each for FUZZ_SECONDS (clang-14).
+FUZZ_SECONDS ?= 60
+fuzz:
+	sh tests/fuzz/build.sh run $(FUZZ_SECONDS)
+
 bench: all
 	@$(MAKE) -C bench BRIDGEHEAD_BIN=$(abspath $(BIN))
 
