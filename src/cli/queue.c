@@ -113,7 +113,8 @@ usage_show(FILE *out)
 		"with its\n"
 		"reply, and the message's header section (at most %d KiB).\n"
 		"\n"
-		"  --json    the same as one JSON object (attempts as an array, "
+		"  --json    the same as one JSON object (attempts as an "
+		"array, "
 		"headers\n"
 		"            as one string)\n"
 		"  -c FILE   the configuration file\n"
@@ -152,8 +153,8 @@ usage_delete(FILE *out)
  */
 static int
 parse_options(int argc, char **argv, const char *who,
-	      const struct option *allowed, void (*usage)(FILE *),
-	      bool group, struct queue_opts *o)
+	      const struct option *allowed, void (*usage)(FILE *), bool group,
+	      struct queue_opts *o)
 {
 	int ch;
 
@@ -189,8 +190,7 @@ parse_options(int argc, char **argv, const char *who,
 
 /* Exactly n positional arguments after the options. */
 static int
-check_args(int argc, char **argv, const char *who, void (*usage)(FILE *),
-	   int n)
+check_args(int argc, char **argv, const char *who, void (*usage)(FILE *), int n)
 {
 	if (argc - optind < n) {
 		fprintf(stderr, "bridgehead %s: missing the message ID\n", who);
@@ -232,8 +232,8 @@ open_queue(const char *who, const struct queue_opts *o, struct conf **conf,
 	*conf = cli_load_conf(o->config);
 	if (*conf == NULL)
 		return CLI_USAGE;
-	*spool = spool_open_flags((*conf)->state_dir, NULL, SPOOL_NOCREATE,
-				  err, sizeof err);
+	*spool = spool_open_flags((*conf)->state_dir, NULL, SPOOL_NOCREATE, err,
+				  sizeof err);
 	if (*spool == NULL) {
 		fprintf(stderr, "bridgehead %s: %s\n", who, err);
 		conf_free(*conf);
@@ -432,17 +432,17 @@ entry_cmp(const void *a, const void *b)
 }
 
 static const struct option list_options[] = {
-	{ "config", required_argument, NULL, 'c' },
-	{ "json", no_argument, NULL, OPT_JSON },
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
+	{"config", required_argument, NULL, 'c'},
+	{"json", no_argument, NULL, OPT_JSON},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
 };
 
 static int
 queue_list(int argc, char **argv, struct queue_opts *o)
 {
 	struct conf *conf;
-	struct entries es = { 0 };
+	struct entries es = {0};
 
 	int rc = parse_options(argc, argv, "queue list", list_options,
 			       usage_list, false, o);
@@ -458,8 +458,9 @@ queue_list(int argc, char **argv, struct queue_opts *o)
 	es.now = time(NULL);
 	rc = spool_foreach(spool, list_each, &es);
 	if (rc != 0 || es.error != 0) {
-		fprintf(stderr, "bridgehead queue list: cannot read the queue in "
-				"%s/queue: %s\n",
+		fprintf(stderr,
+			"bridgehead queue list: cannot read the queue in "
+			"%s/queue: %s\n",
 			conf->state_dir, strerror(es.error ? es.error : errno));
 		rc = CLI_FAILED;
 	} else {
@@ -591,7 +592,8 @@ show_text(const struct envelope *env, time_t now, const char *headers,
 		printf("%-13s", "tls");
 		put_str(stdout, env->tls_version);
 		fputc(' ', stdout);
-		put_str(stdout, env->tls_cipher != NULL ? env->tls_cipher : "-");
+		put_str(stdout,
+			env->tls_cipher != NULL ? env->tls_cipher : "-");
 		fputc('\n', stdout);
 	} else {
 		show_field("tls", "none");
@@ -605,9 +607,9 @@ show_text(const struct envelope *env, time_t now, const char *headers,
 		put_str(stdout, r->address);
 		printf(">  %s", envelope_rcpt_state_name(r->state));
 		if (r->notify != 0)
-			printf("  notify=%s", envelope_notify_words(
-						      r->notify, words,
-						      sizeof words));
+			printf("  notify=%s",
+			       envelope_notify_words(r->notify, words,
+						     sizeof words));
 		if (r->orcpt != NULL) {
 			fputs("  orcpt=", stdout);
 			put_str(stdout, r->orcpt);
@@ -747,17 +749,17 @@ load_message(const char *who, struct spool *spool, const char *id,
 }
 
 static const struct option show_options[] = {
-	{ "config", required_argument, NULL, 'c' },
-	{ "json", no_argument, NULL, OPT_JSON },
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
+	{"config", required_argument, NULL, 'c'},
+	{"json", no_argument, NULL, OPT_JSON},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
 };
 
 static int
 queue_show(int argc, char **argv, struct queue_opts *o)
 {
 	struct conf *conf;
-	struct envelope env = { 0 };
+	struct envelope env = {0};
 	size_t hlen = 0;
 	bool cut = false;
 
@@ -809,16 +811,16 @@ queue_show(int argc, char **argv, struct queue_opts *o)
 /* -------------------------------------------------------------- delete */
 
 static const struct option delete_options[] = {
-	{ "config", required_argument, NULL, 'c' },
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
+	{"config", required_argument, NULL, 'c'},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
 };
 
 static int
 queue_delete(int argc, char **argv, struct queue_opts *o)
 {
 	struct conf *conf;
-	struct envelope env = { 0 };
+	struct envelope env = {0};
 
 	int rc = parse_options(argc, argv, "queue delete", delete_options,
 			       usage_delete, false, o);
@@ -846,12 +848,14 @@ queue_delete(int argc, char **argv, struct queue_opts *o)
 	}
 	if (spool_delete(spool, id) != 0) {
 		if (errno == ENOENT)
-			fprintf(stderr, "bridgehead queue delete: no message "
-					"%s in the queue\n",
+			fprintf(stderr,
+				"bridgehead queue delete: no message "
+				"%s in the queue\n",
 				id);
 		else
-			fprintf(stderr, "bridgehead queue delete: cannot remove "
-					"%s from %s/queue/active: %s\n",
+			fprintf(stderr,
+				"bridgehead queue delete: cannot remove "
+				"%s from %s/queue/active: %s\n",
 				id, conf->state_dir, strerror(errno));
 		rc = CLI_FAILED;
 		goto out;
@@ -867,8 +871,8 @@ queue_delete(int argc, char **argv, struct queue_opts *o)
 		rc = CLI_FAILED;
 		goto out;
 	}
-	struct tracking_info info = { .event = "deleted",
-				      .reply = "deleted by the administrator" };
+	struct tracking_info info = {.event = "deleted",
+				     .reply = "deleted by the administrator"};
 	tracking_event(&env, &info);
 	tracking_close();
 out:
@@ -881,24 +885,24 @@ out:
 /* ------------------------------------------------------------ dispatch */
 
 static const struct option group_options[] = {
-	{ "config", required_argument, NULL, 'c' },
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
+	{"config", required_argument, NULL, 'c'},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
 };
 
 static const struct {
 	const char *name;
 	int (*run)(int argc, char **argv, struct queue_opts *o);
 } queue_commands[] = {
-	{ "list", queue_list },
-	{ "show", queue_show },
-	{ "delete", queue_delete },
+	{"list", queue_list},
+	{"show", queue_show},
+	{"delete", queue_delete},
 };
 
 int
 cli_queue(int argc, char **argv)
 {
-	struct queue_opts o = { 0 };
+	struct queue_opts o = {0};
 
 	int rc = parse_options(argc, argv, "queue", group_options, usage_queue,
 			       true, &o);
@@ -918,8 +922,9 @@ cli_queue(int argc, char **argv)
 						     argv + optind, &o);
 	}
 	char shown[80];
-	fprintf(stderr, "bridgehead queue: unknown command '%s' (list, show, "
-			"delete)\n",
+	fprintf(stderr,
+		"bridgehead queue: unknown command '%s' (list, show, "
+		"delete)\n",
 		log_escape(shown, sizeof shown, word, strlen(word)));
 	usage_queue(stderr);
 	return CLI_USAGE;

@@ -26,20 +26,20 @@ struct commit_pool {
 	commit_run_fn *run;
 	commit_after_fn *after;
 	void *run_arg;
-	struct event *ev;	/* EV_READ on efd, added while jobs are pending */
+	struct event *ev; /* EV_READ on efd, added while jobs are pending */
 	int efd;
 	unsigned max_threads;
 	unsigned n_threads;
 	pthread_t *threads;
 
-	pthread_mutex_t lock;	/* guards everything below */
-	pthread_cond_t cond;	/* work arrived, or stopping */
-	struct commit_job *head, *tail;	/* to run, FIFO */
+	pthread_mutex_t lock;		/* guards everything below */
+	pthread_cond_t cond;		/* work arrived, or stopping */
+	struct commit_job *head, *tail; /* to run, FIFO */
 	size_t queued;			/* jobs in that FIFO */
 	struct commit_job *done;	/* finished, newest first */
 	bool stopping;
 
-	size_t pending;		/* loop thread only */
+	size_t pending; /* loop thread only */
 };
 
 /* ---------------------------------------------------------------- pool */
@@ -263,7 +263,7 @@ commit_pool_free(struct commit_pool *pool)
 		return;
 	/* Drain: every submitted job gets its done() before we go. */
 	while (pool->pending > 0) {
-		struct pollfd pfd = { .fd = pool->efd, .events = POLLIN };
+		struct pollfd pfd = {.fd = pool->efd, .events = POLLIN};
 		if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
 			panic("commit: poll: %s", strerror(errno));
 		commit_pool_reap(pool);

@@ -7,10 +7,10 @@
  * worker takes what is queued, up to COMMIT_BATCH_MAX and spread over the
  * threads, and calls the pool's run() on the batch -- so that under load
  * one journal commit makes many messages durable.  Then it hands the jobs
- * back to the event loop (and calls after(), for housekeeping): it appends them to a "done" list and bumps an
- * eventfd that a libevent event on the loop's base watches; the loop
- * callback calls job->done() for each, in completion order.  There is
- * never a thread per message.
+ * back to the event loop (and calls after(), for housekeeping): it appends them
+ * to a "done" list and bumps an eventfd that a libevent event on the loop's
+ * base watches; the loop callback calls job->done() for each, in completion
+ * order.  There is never a thread per message.
  *
  *   commit_pool_new()     a pool on base (threads come later).
  *   commit_pool_submit()  queue a job: run() on a worker, then done() on
@@ -52,14 +52,15 @@ struct event_base;
 struct commit_pool;
 
 struct commit_job {
-	struct commit_job *next;		  /* the pool's */
-	void (*done)(struct commit_job *job);	  /* on the loop thread */
+	struct commit_job *next;	      /* the pool's */
+	void (*done)(struct commit_job *job); /* on the loop thread */
 };
 
 #define COMMIT_THREADS_DEFAULT 8
 #define COMMIT_BATCH_MAX 32
 
-/* On a worker thread: make jobs[0..n-1] durable (1 <= n <= COMMIT_BATCH_MAX). */
+/* On a worker thread: make jobs[0..n-1] durable (1 <= n <= COMMIT_BATCH_MAX).
+ */
 typedef void commit_run_fn(void *arg, struct commit_job **jobs, size_t n);
 /*
  * On a worker thread, after a batch of n was handed back to the loop:

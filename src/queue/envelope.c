@@ -45,19 +45,19 @@
 #define ENV_NOTIFY_FAILURE 0x4
 #define ENV_NOTIFY_DELAY 0x8
 
-static const char *const body_names[] = { "none", "7bit", "8bitmime",
-					  "binarymime" };
-static const char *const ret_names[] = { "none", "full", "hdrs" };
-static const char *const state_names[] = { "pending", "delivered", "failed" };
+static const char *const body_names[] = {"none", "7bit", "8bitmime",
+					 "binarymime"};
+static const char *const ret_names[] = {"none", "full", "hdrs"};
+static const char *const state_names[] = {"pending", "delivered", "failed"};
 
 static const struct {
 	unsigned bit;
 	const char *word;
 } notify_words[] = {
-	{ ENV_NOTIFY_NEVER, "NEVER" },
-	{ ENV_NOTIFY_SUCCESS, "SUCCESS" },
-	{ ENV_NOTIFY_FAILURE, "FAILURE" },
-	{ ENV_NOTIFY_DELAY, "DELAY" },
+	{ENV_NOTIFY_NEVER, "NEVER"},
+	{ENV_NOTIFY_SUCCESS, "SUCCESS"},
+	{ENV_NOTIFY_FAILURE, "FAILURE"},
+	{ENV_NOTIFY_DELAY, "DELAY"},
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -283,7 +283,7 @@ obuf_value(struct obuf *b, const char *s, bool list)
 			obuf_put(b, &s[i], 1);
 			continue;
 		}
-		char e[3] = { '%', hex[c >> 4], hex[c & 15] };
+		char e[3] = {'%', hex[c >> 4], hex[c & 15]};
 		obuf_put(b, e, 3);
 	}
 }
@@ -332,9 +332,9 @@ format_rcpt(struct obuf *b, const struct envelope_rcpt *r)
 	obuf_str(b, "rcpt ");
 	obuf_value(b, r->address, true);
 	if (r->notify != 0)
-		obuf_field(b, "notify",
-			   envelope_notify_words(r->notify, words,
-						 sizeof words));
+		obuf_field(
+			b, "notify",
+			envelope_notify_words(r->notify, words, sizeof words));
 	if (r->orcpt != NULL)
 		obuf_field(b, "orcpt", r->orcpt);
 	obuf_field(b, "state", envelope_rcpt_state_name(r->state));
@@ -360,7 +360,7 @@ format_attempt(struct obuf *b, const struct envelope_attempt *a)
 char *
 envelope_format(const struct envelope *env, size_t *len)
 {
-	struct obuf b = { 0 };
+	struct obuf b = {0};
 	char hdr[64];
 
 	snprintf(hdr, sizeof hdr, "%s %d\n", ENVELOPE_MAGIC, ENVELOPE_VERSION);
@@ -488,8 +488,7 @@ fail:
 }
 
 static int
-parse_u64(struct pctx *p, const char *s, size_t n, uint64_t max,
-	  uint64_t *out)
+parse_u64(struct pctx *p, const char *s, size_t n, uint64_t max, uint64_t *out)
 {
 	uint64_t v = 0;
 
@@ -526,12 +525,12 @@ digits(const char *s, size_t n, int *out)
 static int
 parse_time(struct pctx *p, const char *s, size_t n, time_t *out)
 {
-	struct tm tm = { 0 }, back;
+	struct tm tm = {0}, back;
 	int y, mo, d, h, mi, se;
 
 	if (n != 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' ||
-	    s[13] != ':' || s[16] != ':' || s[19] != 'Z' ||
-	    digits(s, 4, &y) || digits(s + 5, 2, &mo) || digits(s + 8, 2, &d) ||
+	    s[13] != ':' || s[16] != ':' || s[19] != 'Z' || digits(s, 4, &y) ||
+	    digits(s + 5, 2, &mo) || digits(s + 8, 2, &d) ||
 	    digits(s + 11, 2, &h) || digits(s + 14, 2, &mi) ||
 	    digits(s + 17, 2, &se))
 		goto bad;
@@ -570,7 +569,7 @@ parse_word(struct pctx *p, const char *what, const char *s, size_t n,
 static int
 parse_bool(struct pctx *p, const char *s, size_t n, bool *out)
 {
-	static const char *const words[] = { "no", "yes" };
+	static const char *const words[] = {"no", "yes"};
 	int v = 0;
 	if (parse_word(p, "yes/no value", s, n, words, 2, &v) != 0)
 		return -1;
@@ -591,7 +590,8 @@ parse_notify(struct pctx *p, const char *s, size_t n, unsigned *out)
 		size_t k;
 		for (k = 0; k < NELEM(notify_words); k++) {
 			if (strlen(notify_words[k].word) == j - i &&
-			    strncasecmp(notify_words[k].word, s + i, j - i) == 0)
+			    strncasecmp(notify_words[k].word, s + i, j - i) ==
+				    0)
 				break;
 		}
 		if (k == NELEM(notify_words))
@@ -778,8 +778,9 @@ split_fields(struct pctx *p, const char *v, size_t n, size_t *first_len,
 			if (fields[k].name_len == f->name_len &&
 			    memcmp(fields[k].name, f->name, f->name_len) == 0)
 				return perr(p, "field '%.*s' given twice",
-					    (int)(f->name_len > 32 ? 32 :
-								   f->name_len),
+					    (int)(f->name_len > 32
+							  ? 32
+							  : f->name_len),
 					    f->name);
 		}
 	}
@@ -879,25 +880,25 @@ static const struct key {
 	int flags;
 	int (*parse)(struct pctx *p, const char *v, size_t n);
 } keys[] = {
-	{ "id", KEY_SINGLE | KEY_REQUIRED, key_id },
-	{ "received", KEY_SINGLE | KEY_REQUIRED, key_received },
-	{ "sender", KEY_SINGLE | KEY_REQUIRED, key_sender },
-	{ "size", KEY_SINGLE | KEY_REQUIRED, key_size },
-	{ "body", KEY_SINGLE, key_body },
-	{ "smtputf8", KEY_SINGLE, key_smtputf8 },
-	{ "ret", KEY_SINGLE, key_ret },
-	{ "envid", KEY_SINGLE, key_envid },
-	{ "message-id", KEY_SINGLE, key_message_id },
-	{ "listener", KEY_SINGLE, key_listener },
-	{ "client-addr", KEY_SINGLE, key_client_addr },
-	{ "client-port", KEY_SINGLE, key_client_port },
-	{ "helo", KEY_SINGLE, key_helo },
-	{ "tls-version", KEY_SINGLE, key_tls_version },
-	{ "tls-cipher", KEY_SINGLE, key_tls_cipher },
-	{ "next-attempt", KEY_SINGLE, key_next_attempt },
-	{ "held", KEY_SINGLE, key_held },
-	{ "rcpt", KEY_REQUIRED, key_rcpt },
-	{ "attempt", 0, key_attempt },
+	{"id", KEY_SINGLE | KEY_REQUIRED, key_id},
+	{"received", KEY_SINGLE | KEY_REQUIRED, key_received},
+	{"sender", KEY_SINGLE | KEY_REQUIRED, key_sender},
+	{"size", KEY_SINGLE | KEY_REQUIRED, key_size},
+	{"body", KEY_SINGLE, key_body},
+	{"smtputf8", KEY_SINGLE, key_smtputf8},
+	{"ret", KEY_SINGLE, key_ret},
+	{"envid", KEY_SINGLE, key_envid},
+	{"message-id", KEY_SINGLE, key_message_id},
+	{"listener", KEY_SINGLE, key_listener},
+	{"client-addr", KEY_SINGLE, key_client_addr},
+	{"client-port", KEY_SINGLE, key_client_port},
+	{"helo", KEY_SINGLE, key_helo},
+	{"tls-version", KEY_SINGLE, key_tls_version},
+	{"tls-cipher", KEY_SINGLE, key_tls_cipher},
+	{"next-attempt", KEY_SINGLE, key_next_attempt},
+	{"held", KEY_SINGLE, key_held},
+	{"rcpt", KEY_REQUIRED, key_rcpt},
+	{"attempt", 0, key_attempt},
 };
 
 /* The first line: "bridgehead-envelope 1". */
@@ -996,7 +997,7 @@ int
 envelope_parse(const char *text, size_t len, struct envelope *env, char *err,
 	       size_t errlen)
 {
-	struct pctx p = { env, 0, err, errlen };
+	struct pctx p = {env, 0, err, errlen};
 
 	if (errlen > 0)
 		err[0] = '\0';

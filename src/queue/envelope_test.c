@@ -69,20 +69,20 @@ mk_full(struct envelope *env)
 					   SUCCESS | FAILURE | DELAY,
 					   "rfc822;a@example.net"),
 			 0);
-	assert_int_equal(envelope_add_rcpt(env, "b@example.net", NEVER, ""),
-			 0);
+	assert_int_equal(envelope_add_rcpt(env, "b@example.net", NEVER, ""), 0);
 	env->rcpts[1].state = ENVELOPE_RCPT_DELIVERED;
 	set(&env->rcpts[1].last_reply, "250 2.0.0 Ok: queued as X1");
 	assert_int_equal(envelope_add_rcpt(env, "c@example.net", 0, NULL), 0);
 	env->rcpts[2].state = ENVELOPE_RCPT_FAILED;
-	set(&env->rcpts[2].last_reply, "550 5.1.1 <c@example.net>: no such user");
+	set(&env->rcpts[2].last_reply,
+	    "550 5.1.1 <c@example.net>: no such user");
 	assert_int_equal(envelope_add_attempt(env, 1796317260,
 					      "smarthost.example.net",
 					      "451 4.3.0 try again later"),
 			 0);
-	assert_int_equal(envelope_add_attempt(env, 1796317300, NULL,
-					      "connection lost"),
-			 0);
+	assert_int_equal(
+		envelope_add_attempt(env, 1796317300, NULL, "connection lost"),
+		0);
 	assert_int_equal(envelope_add_attempt(env, 1796317400, NULL, NULL), 0);
 }
 
@@ -92,9 +92,11 @@ mk_quoted(struct envelope *env)
 	base_env(env, "\"john  doe\"@example.org");
 	set(&env->helo, " spaced helo ");
 	assert_int_equal(
-		envelope_add_rcpt(env, "\"a b\"@example.net", SUCCESS, NULL), 0);
-	assert_int_equal(envelope_add_rcpt(env, "\"q\\\"uote\\\\d\"@example.net",
-					   0, "rfc822;\"q\\\"uote\"@x"),
+		envelope_add_rcpt(env, "\"a b\"@example.net", SUCCESS, NULL),
+		0);
+	assert_int_equal(envelope_add_rcpt(env,
+					   "\"q\\\"uote\\\\d\"@example.net", 0,
+					   "rfc822;\"q\\\"uote\"@x"),
 			 0);
 	assert_int_equal(envelope_add_rcpt(env, "\"x=y z\"@example.net", 0,
 					   "rfc822;a=b c"),
@@ -107,22 +109,20 @@ mk_utf8(struct envelope *env)
 	base_env(env, "用户@例子.广告");
 	env->smtputf8 = true;
 	set(&env->helo, "почта.рф");
-	assert_int_equal(envelope_add_rcpt(env, "δοκιμή@παράδειγμα.δοκιμή",
-					   0, NULL),
-			 0);
+	assert_int_equal(
+		envelope_add_rcpt(env, "δοκιμή@παράδειγμα.δοκιμή", 0, NULL), 0);
 	/* Not UTF-8 at all: still any byte but NUL. */
-	assert_int_equal(envelope_add_rcpt(env, "\xff\xfe@example.net", 0,
-					   NULL),
-			 0);
+	assert_int_equal(
+		envelope_add_rcpt(env, "\xff\xfe@example.net", 0, NULL), 0);
 }
 
 static void
 mk_null_sender(struct envelope *env)
 {
 	base_env(env, "");
-	assert_int_equal(envelope_add_rcpt(env, "postmaster@example.net",
-					   NEVER, NULL),
-			 0);
+	assert_int_equal(
+		envelope_add_rcpt(env, "postmaster@example.net", NEVER, NULL),
+		0);
 }
 
 static void
@@ -144,9 +144,9 @@ mk_many(struct envelope *env)
 	for (int i = 0; i < 1000; i++) {
 		char addr[64];
 		snprintf(addr, sizeof addr, "r%04d@example.net", i);
-		assert_int_equal(envelope_add_rcpt(env, addr,
-						   (unsigned)(i % 16), NULL),
-				 0);
+		assert_int_equal(
+			envelope_add_rcpt(env, addr, (unsigned)(i % 16), NULL),
+			0);
 	}
 }
 
@@ -157,7 +157,8 @@ mk_all_notify(struct envelope *env)
 	for (unsigned bits = 0; bits < 16; bits++) {
 		char addr[32], orcpt[64];
 		snprintf(addr, sizeof addr, "n%u@example.net", bits);
-		snprintf(orcpt, sizeof orcpt, "rfc822;n%u+2B@example.net", bits);
+		snprintf(orcpt, sizeof orcpt, "rfc822;n%u+2B@example.net",
+			 bits);
 		assert_int_equal(envelope_add_rcpt(env, addr, bits,
 						   bits % 2 ? orcpt : NULL),
 				 0);
@@ -168,14 +169,14 @@ static const struct rt_case {
 	const char *name;
 	void (*build)(struct envelope *env);
 } rt_cases[] = {
-	{ "minimal", mk_minimal },
-	{ "every field", mk_full },
-	{ "quoted local parts", mk_quoted },
-	{ "utf-8 and raw bytes", mk_utf8 },
-	{ "null sender", mk_null_sender },
-	{ "escapes", mk_escapes },
-	{ "1000 recipients", mk_many },
-	{ "all NOTIFY combinations", mk_all_notify },
+	{"minimal", mk_minimal},
+	{"every field", mk_full},
+	{"quoted local parts", mk_quoted},
+	{"utf-8 and raw bytes", mk_utf8},
+	{"null sender", mk_null_sender},
+	{"escapes", mk_escapes},
+	{"1000 recipients", mk_many},
+	{"all NOTIFY combinations", mk_all_notify},
 };
 
 static int
@@ -186,24 +187,24 @@ streq_null(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
-#define CHECK_STR(what, got, want)                                          \
-	do {                                                                \
-		if (!streq_null(got, want)) {                               \
-			print_error("%s: %s: got '%s' want '%s'\n", name,   \
-				    what, (got) ? (got) : "(null)",         \
-				    (want) ? (want) : "(null)");            \
-			return 0;                                           \
-		}                                                           \
+#define CHECK_STR(what, got, want)                                             \
+	do {                                                                   \
+		if (!streq_null(got, want)) {                                  \
+			print_error("%s: %s: got '%s' want '%s'\n", name,      \
+				    what, (got) ? (got) : "(null)",            \
+				    (want) ? (want) : "(null)");               \
+			return 0;                                              \
+		}                                                              \
 	} while (0)
 
-#define CHECK_NUM(what, got, want)                                          \
-	do {                                                                \
-		if ((long long)(got) != (long long)(want)) {                \
-			print_error("%s: %s: got %lld want %lld\n", name,   \
-				    what, (long long)(got),                 \
-				    (long long)(want));                     \
-			return 0;                                           \
-		}                                                           \
+#define CHECK_NUM(what, got, want)                                             \
+	do {                                                                   \
+		if ((long long)(got) != (long long)(want)) {                   \
+			print_error("%s: %s: got %lld want %lld\n", name,      \
+				    what, (long long)(got),                    \
+				    (long long)(want));                        \
+			return 0;                                              \
+		}                                                              \
 	} while (0)
 
 static int
@@ -255,7 +256,7 @@ test_round_trips(void **state)
 	int failed = 0;
 
 	for (size_t c = 0; c < sizeof rt_cases / sizeof rt_cases[0]; c++) {
-		struct envelope want, got = { 0 };
+		struct envelope want, got = {0};
 		char err[256];
 		size_t len, len2;
 
@@ -335,93 +336,91 @@ test_exact_text(void **state)
 }
 
 #define HEAD "bridgehead-envelope 1\n"
-#define REQ                                                                 \
-	"id 0RZk3m9aB7cDeFgH\nreceived 2026-12-03T17:00:00Z\n"              \
+#define REQ                                                                    \
+	"id 0RZk3m9aB7cDeFgH\nreceived 2026-12-03T17:00:00Z\n"                 \
 	"sender s@example.org\nsize 10\n"
 #define RCPT "rcpt r@example.net state=pending\n"
 
 static const struct err_case {
 	const char *name;
 	const char *text;
-	size_t len; /* 0: strlen(text) */
+	size_t len;	  /* 0: strlen(text) */
 	const char *want; /* substring of the error */
 } err_cases[] = {
-	{ "empty", "", 0, "empty envelope" },
-	{ "not an envelope", "hello\n" REQ RCPT "end\n", 0,
-	  "not a bridgehead envelope" },
-	{ "version 2", "bridgehead-envelope 2\n" REQ RCPT "end\n", 0,
-	  "version 2 is not supported" },
-	{ "version garbage", "bridgehead-envelope x\n" REQ RCPT "end\n", 0,
-	  "bad envelope version" },
-	{ "unknown key", HEAD REQ RCPT "colour blue\nend\n", 0,
-	  "line 7: unknown key 'colour'" },
-	{ "missing end", HEAD REQ RCPT, 0, "no end marker" },
-	{ "torn line", HEAD REQ "rcpt r@exa", 0, "no end marker" },
-	{ "torn end", HEAD REQ RCPT "en", 0, "no end marker" },
-	{ "data after end", HEAD REQ RCPT "end\nsize 3\n", 0,
-	  "after the end marker" },
-	{ "duplicate sender", HEAD REQ "sender x@example.org\n" RCPT "end\n", 0,
-	  "line 6: key 'sender' given twice" },
-	{ "duplicate held", HEAD REQ "held no\nheld yes\n" RCPT "end\n", 0,
-	  "key 'held' given twice" },
-	{ "missing sender",
-	  HEAD "id 0RZk3m9aB7cDeFgH\nreceived 2026-12-03T17:00:00Z\n"
-	       "size 1\n" RCPT "end\n",
-	  0, "missing key 'sender'" },
-	{ "no recipient", HEAD REQ "end\n", 0, "missing key 'rcpt'" },
-	{ "duplicate size", HEAD REQ "size 12x\n" RCPT "end\n", 0,
-	  "given twice" },
-	{ "bad size", HEAD "size 12x\n" REQ RCPT "end\n", 0,
-	  "bad number '12x'" },
-	{ "negative size", HEAD "size -1\n" REQ RCPT "end\n", 0,
-	  "bad number '-1'" },
-	{ "leading zero", HEAD "size 012\n" REQ RCPT "end\n", 0,
-	  "bad number '012'" },
-	{ "huge size", HEAD "size 99999999999999999999\n" REQ RCPT "end\n", 0,
-	  "too large" },
-	{ "empty size", HEAD "size\n" REQ RCPT "end\n", 0, "bad number" },
-	{ "port too large", HEAD REQ "client-port 65536\n" RCPT "end\n", 0,
-	  "too large" },
-	{ "bad time", HEAD "received 2026-02-30T00:00:00Z\n" RCPT "end\n", 0,
-	  "bad time" },
-	{ "time without Z", HEAD "received 2026-12-03T17:00:00\n" RCPT "end\n",
-	  0, "bad time" },
-	{ "bad id", HEAD "id abc-def\n" RCPT "end\n", 0,
-	  "bad character in id" },
-	{ "long id", HEAD "id 012345678901234567890123456789012\n" RCPT "end\n",
-	  0, "bad id length" },
-	{ "bad escape", HEAD REQ "helo a%G1\n" RCPT "end\n", 0,
-	  "bad %-escape" },
-	{ "short escape", HEAD REQ "helo a%4\n" RCPT "end\n", 0,
-	  "bad %-escape" },
-	{ "escaped NUL", HEAD REQ "helo a%00b\n" RCPT "end\n", 0,
-	  "cannot hold NUL" },
-	{ "raw NUL", HEAD REQ "helo a\0b\n" RCPT "end\n",
-	  sizeof(HEAD REQ "helo a\0b\n" RCPT "end\n") - 1, "NUL byte" },
-	{ "raw CR", HEAD REQ "helo a\rb\n" RCPT "end\n", 0,
-	  "unescaped control byte 0x0d" },
-	{ "empty line", HEAD REQ "\n" RCPT "end\n", 0, "empty line" },
-	{ "bad body", HEAD REQ "body 9bit\n" RCPT "end\n", 0, "bad body" },
-	{ "bad bool", HEAD REQ "held maybe\n" RCPT "end\n", 0,
-	  "bad yes/no value" },
-	{ "unknown rcpt field", HEAD REQ "rcpt r@x colour=red\nend\n", 0,
-	  "unknown recipient field 'colour'" },
-	{ "rcpt field without =", HEAD REQ "rcpt r@x pending\nend\n", 0,
-	  "want name=value" },
-	{ "rcpt field twice", HEAD REQ "rcpt r@x state=pending state=failed\n"
-				       "end\n",
-	  0, "given twice" },
-	{ "bad notify", HEAD REQ "rcpt r@x notify=SUCCESS,SOMETIMES\nend\n", 0,
-	  "bad NOTIFY word 'SOMETIMES'" },
-	{ "bad state", HEAD REQ "rcpt r@x state=lost\nend\n", 0,
-	  "bad recipient state" },
-	{ "empty rcpt", HEAD REQ "rcpt  state=pending\nend\n", 0,
-	  "empty recipient address" },
-	{ "bad attempt time", HEAD REQ RCPT "attempt yesterday\nend\n", 0,
-	  "bad time" },
-	{ "unknown attempt field", HEAD REQ RCPT "attempt 2026-12-03T17:00:00Z "
-						 "port=25\nend\n",
-	  0, "unknown attempt field 'port'" },
+	{"empty", "", 0, "empty envelope"},
+	{"not an envelope", "hello\n" REQ RCPT "end\n", 0,
+	 "not a bridgehead envelope"},
+	{"version 2", "bridgehead-envelope 2\n" REQ RCPT "end\n", 0,
+	 "version 2 is not supported"},
+	{"version garbage", "bridgehead-envelope x\n" REQ RCPT "end\n", 0,
+	 "bad envelope version"},
+	{"unknown key", HEAD REQ RCPT "colour blue\nend\n", 0,
+	 "line 7: unknown key 'colour'"},
+	{"missing end", HEAD REQ RCPT, 0, "no end marker"},
+	{"torn line", HEAD REQ "rcpt r@exa", 0, "no end marker"},
+	{"torn end", HEAD REQ RCPT "en", 0, "no end marker"},
+	{"data after end", HEAD REQ RCPT "end\nsize 3\n", 0,
+	 "after the end marker"},
+	{"duplicate sender", HEAD REQ "sender x@example.org\n" RCPT "end\n", 0,
+	 "line 6: key 'sender' given twice"},
+	{"duplicate held", HEAD REQ "held no\nheld yes\n" RCPT "end\n", 0,
+	 "key 'held' given twice"},
+	{"missing sender",
+	 HEAD "id 0RZk3m9aB7cDeFgH\nreceived 2026-12-03T17:00:00Z\n"
+	      "size 1\n" RCPT "end\n",
+	 0, "missing key 'sender'"},
+	{"no recipient", HEAD REQ "end\n", 0, "missing key 'rcpt'"},
+	{"duplicate size", HEAD REQ "size 12x\n" RCPT "end\n", 0,
+	 "given twice"},
+	{"bad size", HEAD "size 12x\n" REQ RCPT "end\n", 0, "bad number '12x'"},
+	{"negative size", HEAD "size -1\n" REQ RCPT "end\n", 0,
+	 "bad number '-1'"},
+	{"leading zero", HEAD "size 012\n" REQ RCPT "end\n", 0,
+	 "bad number '012'"},
+	{"huge size", HEAD "size 99999999999999999999\n" REQ RCPT "end\n", 0,
+	 "too large"},
+	{"empty size", HEAD "size\n" REQ RCPT "end\n", 0, "bad number"},
+	{"port too large", HEAD REQ "client-port 65536\n" RCPT "end\n", 0,
+	 "too large"},
+	{"bad time", HEAD "received 2026-02-30T00:00:00Z\n" RCPT "end\n", 0,
+	 "bad time"},
+	{"time without Z", HEAD "received 2026-12-03T17:00:00\n" RCPT "end\n",
+	 0, "bad time"},
+	{"bad id", HEAD "id abc-def\n" RCPT "end\n", 0, "bad character in id"},
+	{"long id", HEAD "id 012345678901234567890123456789012\n" RCPT "end\n",
+	 0, "bad id length"},
+	{"bad escape", HEAD REQ "helo a%G1\n" RCPT "end\n", 0, "bad %-escape"},
+	{"short escape", HEAD REQ "helo a%4\n" RCPT "end\n", 0, "bad %-escape"},
+	{"escaped NUL", HEAD REQ "helo a%00b\n" RCPT "end\n", 0,
+	 "cannot hold NUL"},
+	{"raw NUL", HEAD REQ "helo a\0b\n" RCPT "end\n",
+	 sizeof(HEAD REQ "helo a\0b\n" RCPT "end\n") - 1, "NUL byte"},
+	{"raw CR", HEAD REQ "helo a\rb\n" RCPT "end\n", 0,
+	 "unescaped control byte 0x0d"},
+	{"empty line", HEAD REQ "\n" RCPT "end\n", 0, "empty line"},
+	{"bad body", HEAD REQ "body 9bit\n" RCPT "end\n", 0, "bad body"},
+	{"bad bool", HEAD REQ "held maybe\n" RCPT "end\n", 0,
+	 "bad yes/no value"},
+	{"unknown rcpt field", HEAD REQ "rcpt r@x colour=red\nend\n", 0,
+	 "unknown recipient field 'colour'"},
+	{"rcpt field without =", HEAD REQ "rcpt r@x pending\nend\n", 0,
+	 "want name=value"},
+	{"rcpt field twice",
+	 HEAD REQ "rcpt r@x state=pending state=failed\n"
+		  "end\n",
+	 0, "given twice"},
+	{"bad notify", HEAD REQ "rcpt r@x notify=SUCCESS,SOMETIMES\nend\n", 0,
+	 "bad NOTIFY word 'SOMETIMES'"},
+	{"bad state", HEAD REQ "rcpt r@x state=lost\nend\n", 0,
+	 "bad recipient state"},
+	{"empty rcpt", HEAD REQ "rcpt  state=pending\nend\n", 0,
+	 "empty recipient address"},
+	{"bad attempt time", HEAD REQ RCPT "attempt yesterday\nend\n", 0,
+	 "bad time"},
+	{"unknown attempt field",
+	 HEAD REQ RCPT "attempt 2026-12-03T17:00:00Z "
+		       "port=25\nend\n",
+	 0, "unknown attempt field 'port'"},
 };
 
 static void
@@ -432,7 +431,7 @@ test_parse_errors(void **state)
 
 	for (size_t c = 0; c < sizeof err_cases / sizeof err_cases[0]; c++) {
 		const struct err_case *e = &err_cases[c];
-		struct envelope env = { 0 };
+		struct envelope env = {0};
 		char err[256] = "";
 		size_t len = e->len ? e->len : strlen(e->text);
 
@@ -462,7 +461,7 @@ test_end_without_newline(void **state)
 {
 	(void)state;
 	const char *text = HEAD REQ RCPT "end";
-	struct envelope env = { 0 };
+	struct envelope env = {0};
 	char err[256];
 
 	int rc = envelope_parse(text, strlen(text), &env, err, sizeof err);
@@ -481,11 +480,11 @@ test_notify_words(void **state)
 		unsigned bits;
 		const char *want;
 	} cases[] = {
-		{ 0, "" },
-		{ NEVER, "NEVER" },
-		{ SUCCESS | DELAY, "SUCCESS,DELAY" },
-		{ DELAY | FAILURE | SUCCESS, "SUCCESS,FAILURE,DELAY" },
-		{ 0xf0 | FAILURE, "FAILURE" },
+		{0, ""},
+		{NEVER, "NEVER"},
+		{SUCCESS | DELAY, "SUCCESS,DELAY"},
+		{DELAY | FAILURE | SUCCESS, "SUCCESS,FAILURE,DELAY"},
+		{0xf0 | FAILURE, "FAILURE"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		char buf[ENVELOPE_NOTIFY_WORDS_MAX];
@@ -498,9 +497,9 @@ test_notify_words(void **state)
 	}
 	/* A buffer too small cuts at a word boundary. */
 	char small[10];
-	assert_string_equal(envelope_notify_words(SUCCESS | FAILURE, small,
-						  sizeof small),
-			    "SUCCESS");
+	assert_string_equal(
+		envelope_notify_words(SUCCESS | FAILURE, small, sizeof small),
+		"SUCCESS");
 }
 
 static void
@@ -525,7 +524,7 @@ static void
 test_add_rcpt_refuses_empty(void **state)
 {
 	(void)state;
-	struct envelope env = { 0 };
+	struct envelope env = {0};
 	assert_int_equal(envelope_add_rcpt(&env, "", 0, NULL), -1);
 	assert_int_equal(env.n_rcpts, 0);
 }

@@ -160,7 +160,7 @@ jsonw_escaped(struct jsonw *w, const char *str, size_t n)
 			break;
 		unsigned char c = s[i];
 		if (c == '"' || c == '\\') {
-			char e[2] = { '\\', (char)c };
+			char e[2] = {'\\', (char)c};
 			jsonw_raw(w, e, 2);
 			i++;
 			continue;
@@ -173,15 +173,16 @@ jsonw_escaped(struct jsonw *w, const char *str, size_t n)
 				continue;
 			}
 		}
-		const char *shortform = c == '\n' ? "\\n" :
-					c == '\r' ? "\\r" :
-					c == '\t' ? "\\t" : NULL;
+		const char *shortform = c == '\n'   ? "\\n"
+					: c == '\r' ? "\\r"
+					: c == '\t' ? "\\t"
+						    : NULL;
 		if (shortform != NULL) {
 			jsonw_raw(w, shortform, 2);
 		} else {
 			/* Controls, DEL, and bytes outside valid UTF-8. */
-			char e[6] = { '\\', 'u', '0', '0', hex[c >> 4],
-				      hex[c & 15] };
+			char e[6] = {'\\', 'u',		'0',
+				     '0',  hex[c >> 4], hex[c & 15]};
 			jsonw_raw(w, e, 6);
 		}
 		i++;

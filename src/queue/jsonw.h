@@ -27,7 +27,7 @@ struct jsonw {
 	char *data;
 	size_t len;
 	size_t cap;
-	bool failed;		/* out of memory, or nesting too deep */
+	bool failed; /* out of memory, or nesting too deep */
 	unsigned depth;
 	bool first[JSONW_DEPTH];
 	bool after_key;

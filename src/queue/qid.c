@@ -33,8 +33,8 @@ qid_new(char id[QID_LEN + 1])
 	size_t got = 0;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	uint64_t usec = (uint64_t)ts.tv_sec * 1000000u +
-			(uint64_t)ts.tv_nsec / 1000u;
+	uint64_t usec =
+		(uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 	/* Blocks only until the kernel pool is first initialised at boot. */
 	while (got < sizeof rnd) {
 		ssize_t n = getrandom((char *)&rnd + got, sizeof rnd - got, 0);

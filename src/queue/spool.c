@@ -74,7 +74,10 @@ enum spool_op {
 };
 
 static const char *const spool_op_names[SPOOL_OP_COUNT] = {
-	"spool_create", "spool_write", "spool_fsync", "spool_rename",
+	"spool_create",
+	"spool_write",
+	"spool_fsync",
+	"spool_rename",
 };
 
 struct spool_fault {
@@ -103,9 +106,9 @@ struct spool {
 	size_t n_stock;
 	bool stock_closed;	  /* idle: workers add nothing */
 	struct event *stock_idle; /* loop timer: drop the stock when idle */
-	bool used;	   /* a message was made: too late to recover */
-	uint64_t commits;  /* loop thread */
-	uint64_t failures; /* loop thread */
+	bool used;		  /* a message was made: too late to recover */
+	uint64_t commits;	  /* loop thread */
+	uint64_t failures;	  /* loop thread */
 };
 
 struct spool_msg {
@@ -115,7 +118,7 @@ struct spool_msg {
 	bool is_delete; /* not a commit: the tail of spool_delete() */
 	int fd;
 	int env_fd;	/* worker only */
-	bool msg_moved;	/* worker only: renamed into active/ */
+	bool msg_moved; /* worker only: renamed into active/ */
 	bool env_moved;
 	char *buf;
 	size_t buflen;
@@ -223,8 +226,7 @@ spool_dirsync_fn(void *arg, int fd)
 
 /* Rename that never replaces an existing file. */
 static int
-spool_rename_noreplace(int from_fd, const char *from, int to_fd,
-		       const char *to)
+spool_rename_noreplace(int from_fd, const char *from, int to_fd, const char *to)
 {
 	struct stat st;
 
@@ -242,8 +244,8 @@ spool_rename_noreplace(int from_fd, const char *from, int to_fd,
 
 /* The same for the commit path, where BRIDGEHEAD_FAULT applies. */
 static int
-spool_rename_new(struct spool *spool, int from_fd, const char *from,
-		 int to_fd, const char *to)
+spool_rename_new(struct spool *spool, int from_fd, const char *from, int to_fd,
+		 const char *to)
 {
 	if (spool_fault(spool, SPOOL_OP_RENAME) != 0)
 		return -1;
@@ -328,7 +330,8 @@ spool_list_dir(int dirfd, char ***names, size_t *n_names)
 		de = readdir(dir);
 		if (de == NULL)
 			break;
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
 			continue;
 		if (n == cap) {
 			size_t ncap = cap ? cap * 2 : 64;
@@ -373,10 +376,10 @@ static const struct {
 	const char *name;
 	int value;
 } spool_errnos[] = {
-	{ "ENOSPC", ENOSPC }, { "EDQUOT", EDQUOT }, { "EIO", EIO },
-	{ "EROFS", EROFS },   { "EACCES", EACCES }, { "EPERM", EPERM },
-	{ "EMFILE", EMFILE }, { "ENFILE", ENFILE }, { "ENOMEM", ENOMEM },
-	{ "EFBIG", EFBIG },   { "EEXIST", EEXIST }, { "ENOENT", ENOENT },
+	{"ENOSPC", ENOSPC}, {"EDQUOT", EDQUOT}, {"EIO", EIO},
+	{"EROFS", EROFS},   {"EACCES", EACCES}, {"EPERM", EPERM},
+	{"EMFILE", EMFILE}, {"ENFILE", ENFILE}, {"ENOMEM", ENOMEM},
+	{"EFBIG", EFBIG},   {"EEXIST", EEXIST}, {"ENOENT", ENOENT},
 };
 
 static int
@@ -414,7 +417,8 @@ spool_fault_item(struct spool *spool, char *item, char *err, size_t errlen)
 	}
 	if (i == SPOOL_OP_COUNT) {
 		snprintf(err, errlen,
-			 "BRIDGEHEAD_FAULT: unknown operation '%s' (spool_create, "
+			 "BRIDGEHEAD_FAULT: unknown operation '%s' "
+			 "(spool_create, "
 			 "spool_write, spool_fsync, spool_rename)",
 			 op);
 		return -1;
@@ -522,10 +526,9 @@ static int
 spool_open_dirs(struct spool *spool, const char *state_dir, bool create,
 		char *err, size_t errlen)
 {
-	static const char *const subdirs[] = { "incoming", "active",
-					       "corrupt" };
-	int *fds[] = { &spool->incoming_fd, &spool->active_fd,
-		       &spool->corrupt_fd };
+	static const char *const subdirs[] = {"incoming", "active", "corrupt"};
+	int *fds[] = {&spool->incoming_fd, &spool->active_fd,
+		      &spool->corrupt_fd};
 
 	if (create) {
 		char *parent = strdup(state_dir);
@@ -603,8 +606,9 @@ spool_open_flags(const char *state_dir, struct event_base *base, int flags,
 		spool->sync_ready = true;
 		spool->stock_idle = evtimer_new(base, spool_stock_idle, spool);
 		if (spool->stock_idle == NULL) {
-			snprintf(err, errlen, "cannot start the commit: out of "
-					      "memory");
+			snprintf(err, errlen,
+				 "cannot start the commit: out of "
+				 "memory");
 			goto fail;
 		}
 		spool->pool = commit_pool_new(base, COMMIT_THREADS_DEFAULT,
@@ -657,8 +661,9 @@ spool_stats(struct spool *spool, struct spool_stats *stats)
 {
 	stats->commits = spool->commits;
 	stats->failures = spool->failures;
-	stats->dir_fsyncs = spool->sync_ready ?
-		commit_dirsync_count(&spool->active_sync) : 0;
+	stats->dir_fsyncs = spool->sync_ready
+				    ? commit_dirsync_count(&spool->active_sync)
+				    : 0;
 }
 
 /* ------------------------------------------------------------- recover */
@@ -729,7 +734,7 @@ static bool
 spool_check_pair(struct spool *spool, const char *id, char *why, size_t len)
 {
 	char name[SPOOL_NAME_MAX], perr[256];
-	struct envelope env = { 0 };
+	struct envelope env = {0};
 	char *text;
 	size_t tlen;
 
@@ -832,8 +837,7 @@ spool_recover(struct spool *spool, size_t *n_messages, size_t *n_corrupt)
 	}
 	spool_free_names(names, n);
 	/* Make the clean-up itself durable before delivery starts. */
-	int dirs[] = { spool->incoming_fd, spool->active_fd,
-		       spool->corrupt_fd };
+	int dirs[] = {spool->incoming_fd, spool->active_fd, spool->corrupt_fd};
 	for (size_t i = 0; i < 3; i++) {
 		if (fsync(dirs[i]) != 0)
 			log_warn("spool: fsync of %s: %s", spool->queue_dir,
@@ -1155,20 +1159,19 @@ spool_commit_write(struct spool_msg *msg, const char *ename)
 
 /* Step 3 for one message: into active/, the content first. */
 static void
-spool_commit_rename(struct spool_msg *msg, const char *mname,
-		    const char *ename)
+spool_commit_rename(struct spool_msg *msg, const char *mname, const char *ename)
 {
 	struct spool *spool = msg->spool;
 
-	if (spool_rename_new(spool, spool->incoming_fd, mname,
-			     spool->active_fd, mname) != 0) {
+	if (spool_rename_new(spool, spool->incoming_fd, mname, spool->active_fd,
+			     mname) != 0) {
 		msg->result = errno;
 		msg->failed_op = "rename message";
 		return;
 	}
 	msg->msg_moved = true;
-	if (spool_rename_new(spool, spool->incoming_fd, ename,
-			     spool->active_fd, ename) != 0) {
+	if (spool_rename_new(spool, spool->incoming_fd, ename, spool->active_fd,
+			     ename) != 0) {
 		msg->result = errno;
 		msg->failed_op = "rename envelope";
 		return;
@@ -1212,8 +1215,8 @@ spool_commit_batch(void *arg, struct commit_job **jobs, size_t n)
 		struct spool_msg *msg = (struct spool_msg *)jobs[i];
 		if (msg->is_delete)
 			continue;
-		msg->result = spool_sync_close(msg, msg->fd, msg->result,
-					       "fsync");
+		msg->result =
+			spool_sync_close(msg, msg->fd, msg->result, "fsync");
 		msg->fd = -1;
 		msg->result = spool_sync_close(msg, msg->env_fd, msg->result,
 					       "fsync envelope");
@@ -1264,7 +1267,8 @@ spool_commit_done(struct commit_job *job)
 			log_warn("%s: delete: op=%s error=%s (the content is "
 				 "removed at next start; a crash may bring the "
 				 "message back)",
-				 msg->id, msg->failed_op, strerror(msg->result));
+				 msg->id, msg->failed_op,
+				 strerror(msg->result));
 		spool_msg_free(msg);
 		return;
 	}
@@ -1277,8 +1281,8 @@ spool_commit_done(struct commit_job *job)
 		spool->commits++;
 	}
 	/* Each commit pushes the stock's idle timeout further out. */
-	struct timeval idle = { SPOOL_STOCK_IDLE_MS / 1000,
-				(SPOOL_STOCK_IDLE_MS % 1000) * 1000 };
+	struct timeval idle = {SPOOL_STOCK_IDLE_MS / 1000,
+			       (SPOOL_STOCK_IDLE_MS % 1000) * 1000};
 	evtimer_add(spool->stock_idle, &idle);
 	msg->cb(msg->arg, msg->id, msg->result);
 	spool_msg_free(msg);
@@ -1384,10 +1388,11 @@ spool_foreach(struct spool *spool,
 	if (spool_list_dir(spool->active_fd, &names, &n) != 0)
 		return -1;
 	for (size_t i = 0; i < n && rc == 0; i++) {
-		struct envelope env = { 0 };
+		struct envelope env = {0};
 		if (spool_name_kind(names[i], id) != SPOOL_NAME_ENV)
 			continue;
-		/* Gone meanwhile (delivered, deleted) or unreadable (logged). */
+		/* Gone meanwhile (delivered, deleted) or unreadable (logged).
+		 */
 		if (spool_load(spool, id, &env) != 0)
 			continue;
 		rc = each(&env, arg);

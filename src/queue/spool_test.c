@@ -41,7 +41,8 @@ rm_rf(const char *path)
 		return unlink(path);
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
 			continue;
 		char sub[1024];
 		snprintf(sub, sizeof sub, "%s/%s", path, de->d_name);
@@ -125,7 +126,8 @@ count_files(const struct fixture *f, const char *sub)
 	assert_non_null(d);
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+		if (strcmp(de->d_name, ".") != 0 &&
+		    strcmp(de->d_name, "..") != 0)
 			n++;
 	}
 	closedir(d);
@@ -207,7 +209,7 @@ static struct result
 commit_one(struct fixture *f, struct spool *spool, const char *content,
 	   size_t len, char *id_out)
 {
-	struct result r = { 0 };
+	struct result r = {0};
 	struct envelope env;
 	struct spool_msg *msg = spool_msg_new(spool);
 	assert_non_null(msg);
@@ -290,7 +292,7 @@ test_commit_load_delete(void **state)
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0700);
 
-	struct envelope env = { 0 };
+	struct envelope env = {0};
 	assert_int_equal(spool_load(spool, id, &env), 0);
 	assert_string_equal(env.id, id);
 	assert_string_equal(env.sender, "sender@example.org");
@@ -320,8 +322,9 @@ test_commit_load_delete(void **state)
 		event_base_loop(f->base, EVLOOP_ONCE);
 	listing(f, "active", listed, sizeof listed);
 	assert_string_equal(listed, "");
-	/* Gone: load, delete and update say ENOENT; update brings nothing back. */
-	struct envelope none = { 0 };
+	/* Gone: load, delete and update say ENOENT; update brings nothing back.
+	 */
+	struct envelope none = {0};
 	errno = 0;
 	assert_int_equal(spool_load(spool, id, &none), -1);
 	assert_int_equal(errno, ENOENT);
@@ -370,9 +373,9 @@ count_each(const struct envelope *env, void *arg)
 	return 0;
 }
 
-#define GOOD_ENV(id)                                                          \
-	"bridgehead-envelope 1\nid " id "\nreceived 2026-12-03T17:00:00Z\n"   \
-	"sender s@example.org\nsize 5\nrcpt r@example.net state=pending\n"   \
+#define GOOD_ENV(id)                                                           \
+	"bridgehead-envelope 1\nid " id "\nreceived 2026-12-03T17:00:00Z\n"    \
+	"sender s@example.org\nsize 5\nrcpt r@example.net state=pending\n"     \
 	"end\n"
 
 static void
@@ -400,9 +403,11 @@ test_recover(void **state)
 	write_file(f, "active", "CCCCCCCCCCCCCCC1.msg", "torn");
 	write_file(f, "active", "CCCCCCCCCCCCCCC1.env",
 		   "bridgehead-envelope 1\nid CCCCCCCCCCCCCCC1\nsen");
-	write_file(f, "active", "DDDDDDDDDDDDDDD1.env", GOOD_ENV("DDDDDDDDDDDDDDD1"));
+	write_file(f, "active", "DDDDDDDDDDDDDDD1.env",
+		   GOOD_ENV("DDDDDDDDDDDDDDD1"));
 	write_file(f, "active", "EEEEEEEEEEEEEEE1.msg", "other id");
-	write_file(f, "active", "EEEEEEEEEEEEEEE1.env", GOOD_ENV("FFFFFFFFFFFFFFF1"));
+	write_file(f, "active", "EEEEEEEEEEEEEEE1.env",
+		   GOOD_ENV("FFFFFFFFFFFFFFF1"));
 	write_file(f, "active", "GGGGGGGGGGGGGGG1.msg", "future");
 	write_file(f, "active", "GGGGGGGGGGGGGGG1.env",
 		   "bridgehead-envelope 9\nend\n");
@@ -411,7 +416,8 @@ test_recover(void **state)
 	write_file(f, "corrupt", "junk.txt", "an older stray");
 	/* A good pair written by hand sorts next to a stray: still kept. */
 	write_file(f, "active", "HHHHHHHHHHHHHHH1.msg", "kept");
-	write_file(f, "active", "HHHHHHHHHHHHHHH1.env", GOOD_ENV("HHHHHHHHHHHHHHH1"));
+	write_file(f, "active", "HHHHHHHHHHHHHHH1.env",
+		   GOOD_ENV("HHHHHHHHHHHHHHH1"));
 
 	size_t n_messages = 99, n_corrupt = 99;
 	assert_int_equal(spool_recover(spool, &n_messages, &n_corrupt), 0);
@@ -427,14 +433,14 @@ test_recover(void **state)
 			    want);
 	assert_string_equal(listed, want);
 	listing(f, "corrupt", listed, sizeof listed);
-	const char *want_corrupt =
-		"CCCCCCCCCCCCCCC1.env CCCCCCCCCCCCCCC1.msg "
-		"DDDDDDDDDDDDDDD1.env EEEEEEEEEEEEEEE1.env "
-		"EEEEEEEEEEEEEEE1.msg GGGGGGGGGGGGGGG1.env "
-		"GGGGGGGGGGGGGGG1.msg HHHHHHHHHHHHHHH1.env.1 junk.txt junk.txt.1";
+	const char *want_corrupt = "CCCCCCCCCCCCCCC1.env CCCCCCCCCCCCCCC1.msg "
+				   "DDDDDDDDDDDDDDD1.env EEEEEEEEEEEEEEE1.env "
+				   "EEEEEEEEEEEEEEE1.msg GGGGGGGGGGGGGGG1.env "
+				   "GGGGGGGGGGGGGGG1.msg "
+				   "HHHHHHHHHHHHHHH1.env.1 junk.txt junk.txt.1";
 	if (strcmp(listed, want_corrupt) != 0)
-		print_error("corrupt/: got '%s'\n           want '%s'\n", listed,
-			    want_corrupt);
+		print_error("corrupt/: got '%s'\n           want '%s'\n",
+			    listed, want_corrupt);
 	assert_string_equal(listed, want_corrupt);
 	if (n_messages != 2 || n_corrupt != 9)
 		print_error("counts: got %zu messages %zu corrupt, want 2 and "
@@ -491,7 +497,7 @@ test_group_commit(void **state)
 {
 	struct fixture *f = *state;
 	char err[256], body[4096];
-	struct group g = { 0 };
+	struct group g = {0};
 	struct spool_stats stats;
 
 	memset(body, 'x', sizeof body);
@@ -565,7 +571,7 @@ test_close_drains(void **state)
 {
 	struct fixture *f = *state;
 	char err[256];
-	struct group g = { 0 };
+	struct group g = {0};
 
 	struct spool *spool = spool_open(f->dir, f->base, err, sizeof err);
 	assert_non_null(spool);
@@ -618,7 +624,7 @@ test_dirsync(void **state)
 	static const struct {
 		int error;
 		int threads;
-	} cases[] = { { 0, 1 }, { 0, 50 }, { EIO, 50 } };
+	} cases[] = {{0, 1}, {0, 50}, {EIO, 50}};
 
 	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
 		struct commit_dirsync ds;
@@ -661,22 +667,22 @@ test_dirsync(void **state)
 
 static const struct fault_case {
 	const char *spec;
-	size_t len;		/* bytes written before commit */
-	int want_write_errno;	/* errno of spool_msg_write, 0: succeeds */
-	int want;		/* the callback's error */
+	size_t len;	      /* bytes written before commit */
+	int want_write_errno; /* errno of spool_msg_write, 0: succeeds */
+	int want;	      /* the callback's error */
 } fault_cases[] = {
-	{ "spool_write:ENOSPC", 100, 0, ENOSPC },
-	{ "spool_write:ENOSPC", 70000, ENOSPC, ENOSPC },
-	{ "spool_write:EDQUOT", 100, 0, EDQUOT },
+	{"spool_write:ENOSPC", 100, 0, ENOSPC},
+	{"spool_write:ENOSPC", 70000, ENOSPC, ENOSPC},
+	{"spool_write:EDQUOT", 100, 0, EDQUOT},
 	/* The message is written; the envelope's write fails. */
-	{ "spool_write:ENOSPC:1", 100, 0, ENOSPC },
-	{ "spool_fsync:EIO", 100, 0, EIO },
+	{"spool_write:ENOSPC:1", 100, 0, ENOSPC},
+	{"spool_fsync:EIO", 100, 0, EIO},
 	/* Message and envelope fsync'd; the fsync of active/ fails. */
-	{ "spool_fsync:EIO:2", 100, 0, EIO },
-	{ "spool_rename:EIO", 100, 0, EIO },
+	{"spool_fsync:EIO:2", 100, 0, EIO},
+	{"spool_rename:EIO", 100, 0, EIO},
 	/* The message is renamed into active/; the envelope is not. */
-	{ "spool_rename:EIO:1", 100, 0, EIO },
-	{ "other_module:EIO,spool_write:5", 100, 0, 5 },
+	{"spool_rename:EIO:1", 100, 0, EIO},
+	{"other_module:EIO,spool_write:5", 100, 0, 5},
 };
 
 static void
@@ -685,9 +691,10 @@ test_faults(void **state)
 	struct fixture *f = *state;
 	char err[256];
 
-	for (size_t c = 0; c < sizeof fault_cases / sizeof fault_cases[0]; c++) {
+	for (size_t c = 0; c < sizeof fault_cases / sizeof fault_cases[0];
+	     c++) {
 		const struct fault_case *fc = &fault_cases[c];
-		struct result r = { 0 };
+		struct result r = {0};
 		struct envelope env;
 		char *content = calloc(1, fc->len);
 
@@ -762,10 +769,10 @@ test_fault_spec_errors(void **state)
 		const char *spec;
 		const char *want;
 	} cases[] = {
-		{ "spool_wirte:EIO", "unknown operation 'spool_wirte'" },
-		{ "spool_write", "needs an errno" },
-		{ "spool_write:EWHAT", "needs an errno" },
-		{ "spool_write:EIO:x", "bad count 'x'" },
+		{"spool_wirte:EIO", "unknown operation 'spool_wirte'"},
+		{"spool_write", "needs an errno"},
+		{"spool_write:EWHAT", "needs an errno"},
+		{"spool_write:EIO:x", "bad count 'x'"},
 	};
 	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
 		char err[256] = "";
@@ -848,15 +855,15 @@ test_ids(void **state)
 		const char *id;
 		int valid;
 	} cases[] = {
-		{ "0RZk3m9aB7cDeFgH", 1 },
-		{ "abcdefgh", 1 },
-		{ "abcdefg", 0 },
-		{ "0123456789abcdefghijABCDEFGHIJ01", 1 },
-		{ "0123456789abcdefghijABCDEFGHIJ012", 0 },
-		{ "abcd-efgh", 0 },
-		{ "abcdefgh.env", 0 },
-		{ "../../etc/passwd", 0 },
-		{ "", 0 },
+		{"0RZk3m9aB7cDeFgH", 1},
+		{"abcdefgh", 1},
+		{"abcdefg", 0},
+		{"0123456789abcdefghijABCDEFGHIJ01", 1},
+		{"0123456789abcdefghijABCDEFGHIJ012", 0},
+		{"abcd-efgh", 0},
+		{"abcdefgh.env", 0},
+		{"../../etc/passwd", 0},
+		{"", 0},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		int got = spool_id_valid(cases[i].id);

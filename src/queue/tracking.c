@@ -38,8 +38,8 @@ tracking_give(int fd, const char *path, const struct stat *owner)
 {
 	if (geteuid() != 0 || owner->st_uid == 0)
 		return;
-	int rc = fd >= 0 ? fchown(fd, owner->st_uid, owner->st_gid) :
-			   chown(path, owner->st_uid, owner->st_gid);
+	int rc = fd >= 0 ? fchown(fd, owner->st_uid, owner->st_gid)
+			 : chown(path, owner->st_uid, owner->st_gid);
 	if (rc != 0)
 		log_warn("tracking: cannot give %s to uid %u: %s", path,
 			 (unsigned)owner->st_uid, strerror(errno));
@@ -74,8 +74,8 @@ tracking_open(const char *state_dir)
 		goto fail;
 	fd = open(file, O_WRONLY | O_APPEND | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT) {
-		fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_EXCL |
-					O_CLOEXEC,
+		fd = open(file,
+			  O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC,
 			  0640);
 		if (fd >= 0)
 			tracking_give(fd, file, &owner);

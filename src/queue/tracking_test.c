@@ -28,24 +28,27 @@ static const struct esc_case {
 	size_t len; /* 0: strlen */
 	const char *want;
 } esc_cases[] = {
-	{ "plain", "sender@example.org", 0, "\"sender@example.org\"" },
-	{ "empty", "", 0, "\"\"" },
-	{ "quote and backslash", "\"a\\b\"@x", 0, "\"\\\"a\\\\b\\\"@x\"" },
-	{ "crlf tab", "a\r\nb\tc", 0, "\"a\\r\\nb\\tc\"" },
-	{ "controls and DEL", "\x01\x1b[0m\x7f", 0,
-	  "\"\\u0001\\u001b[0m\\u007f\"" },
-	{ "NUL inside", "a\0b", 3, "\"a\\u0000b\"" },
-	{ "utf-8 kept", "δοκιμή@例子.广告 😀", 0, "\"δοκιμή@例子.广告 😀\"" },
-	{ "stray byte", "a\xff" "b", 0, "\"a\\u00ffb\"" },
-	{ "lone continuation", "\x80", 0, "\"\\u0080\"" },
-	{ "overlong slash", "\xc0\xaf", 0, "\"\\u00c0\\u00af\"" },
-	{ "overlong 3-byte", "\xe0\x80\xaf", 0, "\"\\u00e0\\u0080\\u00af\"" },
-	{ "surrogate", "\xed\xa0\x80", 0, "\"\\u00ed\\u00a0\\u0080\"" },
-	{ "beyond U+10FFFF", "\xf4\x90\x80\x80", 0,
-	  "\"\\u00f4\\u0090\\u0080\\u0080\"" },
-	{ "truncated sequence", "\xe6\x97", 0, "\"\\u00e6\\u0097\"" },
-	{ "latin-1 text", "caf\xe9", 0, "\"caf\\u00e9\"" },
-	{ "max code point", "\xf4\x8f\xbf\xbf", 0, "\"\xf4\x8f\xbf\xbf\"" },
+	{"plain", "sender@example.org", 0, "\"sender@example.org\""},
+	{"empty", "", 0, "\"\""},
+	{"quote and backslash", "\"a\\b\"@x", 0, "\"\\\"a\\\\b\\\"@x\""},
+	{"crlf tab", "a\r\nb\tc", 0, "\"a\\r\\nb\\tc\""},
+	{"controls and DEL", "\x01\x1b[0m\x7f", 0,
+	 "\"\\u0001\\u001b[0m\\u007f\""},
+	{"NUL inside", "a\0b", 3, "\"a\\u0000b\""},
+	{"utf-8 kept", "δοκιμή@例子.广告 😀", 0, "\"δοκιμή@例子.广告 😀\""},
+	{"stray byte",
+	 "a\xff"
+	 "b",
+	 0, "\"a\\u00ffb\""},
+	{"lone continuation", "\x80", 0, "\"\\u0080\""},
+	{"overlong slash", "\xc0\xaf", 0, "\"\\u00c0\\u00af\""},
+	{"overlong 3-byte", "\xe0\x80\xaf", 0, "\"\\u00e0\\u0080\\u00af\""},
+	{"surrogate", "\xed\xa0\x80", 0, "\"\\u00ed\\u00a0\\u0080\""},
+	{"beyond U+10FFFF", "\xf4\x90\x80\x80", 0,
+	 "\"\\u00f4\\u0090\\u0080\\u0080\""},
+	{"truncated sequence", "\xe6\x97", 0, "\"\\u00e6\\u0097\""},
+	{"latin-1 text", "caf\xe9", 0, "\"caf\\u00e9\""},
+	{"max code point", "\xf4\x8f\xbf\xbf", 0, "\"\xf4\x8f\xbf\xbf\""},
 };
 
 static void
@@ -231,7 +234,7 @@ test_log(void **state)
 	make_env(&env);
 	tracking_received(&env);
 
-	const char *some[] = { "δ@example.net" };
+	const char *some[] = {"δ@example.net"};
 	struct tracking_info delivered = {
 		.event = "delivered",
 		.connector = "out",
@@ -252,8 +255,8 @@ test_log(void **state)
 	env.sender = strdup("");
 	free(env.message_id);
 	env.message_id = NULL;
-	struct tracking_info deferred = { .event = "deferred",
-					  .reply = "421 4.3.2 busy\r\n" };
+	struct tracking_info deferred = {.event = "deferred",
+					 .reply = "421 4.3.2 busy\r\n"};
 	tracking_event(&env, &deferred);
 
 	/* Closed: dropped, not written. */
@@ -261,7 +264,7 @@ test_log(void **state)
 	tracking_event(&env, &deferred);
 	/* Reopened: appended. */
 	assert_int_equal(tracking_open(f->dir), 0);
-	struct tracking_info deleted = { .event = "deleted" };
+	struct tracking_info deleted = {.event = "deleted"};
 	tracking_event(&env, &deleted);
 
 	char *text = read_log(f, &len);
