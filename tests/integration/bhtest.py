@@ -75,12 +75,18 @@ def wait_until(pred, timeout, interval=0.02, what="condition"):
         time.sleep(interval)
 
 
+def sanitizer_env(*options):
+    """ASAN_OPTIONS with options added (ignored by a build without
+    AddressSanitizer)."""
+    opts = os.environ.get("ASAN_OPTIONS", "")
+    return {"ASAN_OPTIONS": ":".join([o for o in opts.split(":") if o] + list(options))}
+
+
 def lean_allocator_env():
     """Server environment for memory measurements: under AddressSanitizer
     freed memory sits in a quarantine that counts as resident; keep it small
     so the measurement is of the server, not of the sanitizer."""
-    opts = os.environ.get("ASAN_OPTIONS", "")
-    return {"ASAN_OPTIONS": (opts + ":" if opts else "") + "quarantine_size_mb=1"}
+    return sanitizer_env("quarantine_size_mb=1")
 
 
 # ---------------------------------------------------------------- messages
