@@ -33,10 +33,10 @@
  * still sort roughly by time.  Stock files are ordinary never-committed
  * files: spool_close() removes them, recovery does after a crash.
  *
- * Everything here runs on the loop thread except spool_commit_batch(),
- * which touches only its own messages, the directory descriptors (read-only
- * after open), the fault counters (atomics), the dirsync (its mutex) and
- * the stock (its mutex).
+ * Everything here runs on the loop thread except spool_commit_batch() and
+ * spool_commit_after() (the stock's refill), which touch only their own
+ * messages, the directory descriptors (read-only after open), the fault
+ * counters (atomics), the dirsync (its mutex) and the stock (its mutex).
  */
 #include "queue/spool.h"
 
