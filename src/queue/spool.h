@@ -32,7 +32,10 @@
  * the commit work runs on the pool.  Without an event base (CLI use) no
  * thread is ever started and spool_msg_commit() must not be called.
  * spool_close() first runs the callbacks of every pending commit, so
- * messages still being written must be aborted before it.
+ * messages still being written must be aborted before it.  With a base,
+ * the spool also keeps a timer on it for a second after each commit (it
+ * drops pre-made files when idle), and spool_delete() leaves the removal
+ * of the content and the fsync of active/ to the pool.
  *
  * Fault injection (tests only).  BRIDGEHEAD_FAULT, read by spool_open(), is
  * a comma-separated list of OP:ERRNO[:AFTER]: the AFTER first calls of OP
