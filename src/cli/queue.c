@@ -464,7 +464,8 @@ queue_list(int argc, char **argv, struct queue_opts *o)
 			conf->state_dir, strerror(es.error ? es.error : errno));
 		rc = CLI_FAILED;
 	} else {
-		qsort(es.v, es.n, sizeof *es.v, entry_cmp);
+		if (es.n > 1) /* qsort(NULL, 0, ...) is undefined */
+			qsort(es.v, es.n, sizeof *es.v, entry_cmp);
 		if (es.json)
 			fputs("[", stdout);
 		for (size_t i = 0; i < es.n; i++) {
