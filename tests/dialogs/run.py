@@ -29,6 +29,9 @@ File syntax (one item per line; '#' starts a comment line):
   X: quiet SECS   nothing arrives for SECS seconds
   R: reconnect    close this connection and open a new one (read its 220
                   with S:)
+  R: new [ADDR]   open another connection (from source address ADDR, e.g.
+                  127.0.0.3) and talk on it; the earlier ones stay open
+                  (and silent) until the dialogue ends
   W: SECS         sleep
   Q: N            the queue (active/) holds N messages now
   M: EXPECT       the message named by the last "queued as ID" reply:
@@ -240,8 +243,9 @@ class Server:
 # ---------------------------------------------------------------- client
 
 class Conn:
-    def __init__(self, port, implicit_tls):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=REPLY_TIMEOUT)
+    def __init__(self, port, implicit_tls, source=None):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=REPLY_TIMEOUT,
+                                             source_address=(source, 0) if source else None)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
         if implicit_tls:
@@ -332,17 +336,20 @@ class Runner:
         self.d = dialog
         self.srv = server
         self.conn = None
+        self.kept = []
         self.last_id = None
 
     def fail(self, step, msg):
         raise DialogError(f"{self.d.path.name}:{step.lineno}: {msg}")
 
-    def connect(self, step=None):
-        if self.conn:
+    def connect(self, step=None, keep=False, source=None):
+        if self.conn and keep:
+            self.kept.append(self.conn)
+        elif self.conn:
             self.conn.close()
-            self.conn = None
+        self.conn = None
         try:
-            self.conn = Conn(self.srv.port, self.srv.tls == "implicit")
+            self.conn = Conn(self.srv.port, self.srv.tls == "implicit", source)
         except (OSError, ssl.SSLError) as e:
             where = f"{self.d.path.name}:{step.lineno}" if step else self.d.path.name
             raise DialogError(f"{where}: cannot connect: {e}")
@@ -353,8 +360,9 @@ class Runner:
             for step in self.d.steps:
                 getattr(self, "step_" + step.kind)(step)
         finally:
-            if self.conn:
-                self.conn.close()
+            for c in self.kept + [self.conn]:
+                if c:
+                    c.close()
 
     def step_C(self, step):
         try:
@@ -401,7 +409,12 @@ class Runner:
             self.fail(step, f"unknown X: {step.arg!r}")
 
     def step_R(self, step):
-        self.connect(step)
+        words = step.arg.split()
+        if not words or words[0] not in ("reconnect", "new") or \
+                (words[0] == "reconnect" and len(words) > 1) or len(words) > 2:
+            self.fail(step, f"unknown R: {step.arg!r}")
+        self.connect(step, keep=words[0] == "new",
+                     source=words[1] if len(words) > 1 else None)
 
     def step_W(self, step):
         time.sleep(float(step.arg))
