@@ -269,10 +269,14 @@ session_arm(struct smtpd_session *s, unsigned seconds)
 	evtimer_add(s->timer, &tv);
 }
 
+/* The command deadline; a timeout of 0 means none. */
 static void
 session_arm_command(struct smtpd_session *s)
 {
-	session_arm(s, s->ctx.listener->command_timeout_s);
+	if (s->ctx.listener->command_timeout_s == 0)
+		evtimer_del(s->timer);
+	else
+		session_arm(s, s->ctx.listener->command_timeout_s);
 }
 
 static const char *
@@ -1371,7 +1375,9 @@ session_io(struct io *io, enum io_event ev, void *arg)
 	(void)io;
 	switch (ev) {
 	case IO_TLSREADY:
-		session_tls_ready(s);
+		/* Not after a shutdown decided to close mid-handshake. */
+		if (s->state == S_HANDSHAKE || s->state == S_STARTTLS)
+			session_tls_ready(s);
 		break;
 	case IO_DATAIN:
 		session_process(s);
