@@ -64,11 +64,11 @@ struct serve {
 };
 
 static const struct option serve_options[] = {
-	{ "config", required_argument, NULL, 'c' },
-	{ "foreground", no_argument, NULL, 'f' },
-	{ "verbose", no_argument, NULL, 'v' },
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
+	{"config", required_argument, NULL, 'c'},
+	{"foreground", no_argument, NULL, 'f'},
+	{"verbose", no_argument, NULL, 'v'},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
 };
 
 static void
@@ -97,8 +97,7 @@ serve_usage(FILE *out)
 
 /* A start-up error: one sentence on stderr, and in the log when that is
  * syslog. */
-static void
-serve_error(const struct serve *sv, const char *fmt, ...)
+static void serve_error(const struct serve *sv, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 static void
@@ -135,8 +134,7 @@ serve_raise_nofile(void)
 
 /* Load the installed certificate: 0 (ctx or NULL: none), -1 on an error. */
 static int
-serve_load_tls(const struct conf *conf, SSL_CTX **ctx, char *err,
-	       size_t errlen)
+serve_load_tls(const struct conf *conf, SSL_CTX **ctx, char *err, size_t errlen)
 {
 	err[0] = '\0';
 	*ctx = tls_server_ctx_load_installed(conf->state_dir, err, errlen);
@@ -154,18 +152,20 @@ serve_on_hup(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (serve_load_tls(sv->conf, &ctx, err, sizeof err) < 0) {
 		log_warn("reload: the certificate did not load, keeping the "
-			 "previous one: %s", err);
+			 "previous one: %s",
+			 err);
 		return;
 	}
 	if (ctx == NULL && smtpd_tls(sv->smtpd) != NULL)
 		log_warn("reload: no certificate is installed any more; "
 			 "STARTTLS is no longer offered");
 	else if (ctx == NULL)
-		log_info("reload: no certificate installed; STARTTLS stays off");
+		log_info(
+			"reload: no certificate installed; STARTTLS stays off");
 	else
 		log_info("reload: certificate loaded; new sessions use it");
 	smtpd_set_tls(sv->smtpd, ctx);
-	SSL_CTX_free(ctx);	/* the server holds its own reference */
+	SSL_CTX_free(ctx); /* the server holds its own reference */
 }
 
 static void
@@ -193,7 +193,7 @@ static void
 serve_on_stop(evutil_socket_t sig, short what, void *arg)
 {
 	struct serve *sv = arg;
-	struct timeval tv = { SHUTDOWN_GRACE_S, 0 };
+	struct timeval tv = {SHUTDOWN_GRACE_S, 0};
 
 	(void)what;
 	if (sv->stopping) {
@@ -261,8 +261,8 @@ serve_start(struct serve *sv)
 	if (ctx == NULL)
 		log_info("no certificate installed: STARTTLS is not offered "
 			 "(bridgehead cert selfsign or cert install)");
-	sv->smtpd = smtpd_new(sv->base, sv->conf, sv->spool, ctx, err,
-			      sizeof err);
+	sv->smtpd =
+		smtpd_new(sv->base, sv->conf, sv->spool, ctx, err, sizeof err);
 	SSL_CTX_free(ctx);
 	if (sv->smtpd == NULL) {
 		serve_error(sv, "%s", err);
@@ -290,8 +290,8 @@ serve_stop(struct serve *sv)
 	if (sv->spool != NULL)
 		spool_close(sv->spool);
 	tracking_close();
-	struct event *evs[] = { sv->ev_term, sv->ev_int, sv->ev_hup,
-				sv->ev_grace };
+	struct event *evs[] = {sv->ev_term, sv->ev_int, sv->ev_hup,
+			       sv->ev_grace};
 	for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
 		if (evs[i] != NULL)
 			event_free(evs[i]);
@@ -300,14 +300,12 @@ serve_stop(struct serve *sv)
 	conf_free(sv->conf);
 }
 
-int
-cli_serve(int argc, char **argv)
+/* Options: 0 to go on, else the exit status (--help, usage errors). */
+static int
+serve_parse_args(int argc, char **argv, struct serve *sv, const char **config,
+		 bool *verbose)
 {
-	struct serve sv = { 0 };
-	const char *config = NULL;
-	bool verbose = false;
-	char listeners[1024];
-	int c, rc;
+	int c;
 
 	optind = 1;
 	opterr = 0;
@@ -315,24 +313,27 @@ cli_serve(int argc, char **argv)
 	       -1) {
 		switch (c) {
 		case 'c':
-			config = optarg;
+			*config = optarg;
 			break;
 		case 'f':
-			sv.foreground = true;
+			sv->foreground = true;
 			break;
 		case 'v':
-			verbose = true;
+			*verbose = true;
 			break;
 		case 'h':
 			serve_usage(stdout);
-			return CLI_OK;
+			return -1;
 		case ':':
-			fprintf(stderr, "bridgehead serve: option '%s' needs a "
-				"value\n", argv[optind - 1]);
+			fprintf(stderr,
+				"bridgehead serve: option '%s' needs a "
+				"value\n",
+				argv[optind - 1]);
 			serve_usage(stderr);
 			return CLI_USAGE;
 		default:
-			fprintf(stderr, "bridgehead serve: unknown option '%s'\n",
+			fprintf(stderr,
+				"bridgehead serve: unknown option '%s'\n",
 				argv[optind - 1]);
 			serve_usage(stderr);
 			return CLI_USAGE;
@@ -344,6 +345,21 @@ cli_serve(int argc, char **argv)
 		serve_usage(stderr);
 		return CLI_USAGE;
 	}
+	return 0;
+}
+
+int
+cli_serve(int argc, char **argv)
+{
+	struct serve sv = {0};
+	const char *config = NULL;
+	bool verbose = false;
+	char listeners[1024];
+	int rc;
+
+	rc = serve_parse_args(argc, argv, &sv, &config, &verbose);
+	if (rc != 0)
+		return rc < 0 ? CLI_OK : rc;
 	sv.conf = cli_load_conf(config);
 	if (sv.conf == NULL)
 		return CLI_USAGE;

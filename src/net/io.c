@@ -54,18 +54,18 @@
 
 #include "util/log.h"
 
-#define IO_INPUT_FIRST 4096	/* first allocation of the input buffer */
-#define IO_READS_PER_EVENT 8	/* fairness: reads per dispatch */
-#define IO_TLS_WRITE_MAX 16384	/* one TLS record */
-#define IO_CLEAR_WRITE_MAX (64 * 1024)	/* one send(2) */
-#define IO_DISCARD_MAX (256 * 1024)	/* socket bytes drained at TLS start */
+#define IO_INPUT_FIRST 4096    /* first allocation of the input buffer */
+#define IO_READS_PER_EVENT 8   /* fairness: reads per dispatch */
+#define IO_TLS_WRITE_MAX 16384 /* one TLS record */
+#define IO_CLEAR_WRITE_MAX (64 * 1024) /* one send(2) */
+#define IO_DISCARD_MAX (256 * 1024)    /* socket bytes drained at TLS start */
 
 enum io_state {
-	IO_STATE_CONNECTING,	/* io_connect() in progress */
-	IO_STATE_CLEAR,		/* clear text */
-	IO_STATE_HANDSHAKE,	/* TLS handshake in progress */
-	IO_STATE_TLS,		/* TLS established */
-	IO_STATE_CLOSED,	/* io_free() called, or a fatal error */
+	IO_STATE_CONNECTING, /* io_connect() in progress */
+	IO_STATE_CLEAR,	     /* clear text */
+	IO_STATE_HANDSHAKE,  /* TLS handshake in progress */
+	IO_STATE_TLS,	     /* TLS established */
+	IO_STATE_CLOSED,     /* io_free() called, or a fatal error */
 };
 
 struct io {
@@ -83,11 +83,12 @@ struct io {
 	bool write_added;
 
 	SSL *ssl;
-	short read_wants;	/* what SSL_read waits for: EV_READ/EV_WRITE */
-	short write_wants;	/* what SSL_write waits for */
-	short hs_wants;		/* what the handshake waits for */
-	size_t tls_wlen;	/* length of an SSL_write to repeat, or 0 */
-	size_t clear_left;	/* output bytes still to send in clear at TLS start */
+	short read_wants;  /* what SSL_read waits for: EV_READ/EV_WRITE */
+	short write_wants; /* what SSL_write waits for */
+	short hs_wants;	   /* what the handshake waits for */
+	size_t tls_wlen;   /* length of an SSL_write to repeat, or 0 */
+	size_t clear_left; /* output bytes still to send in clear at TLS start
+			    */
 
 	uint8_t *in;
 	size_t in_off;
@@ -98,13 +99,13 @@ struct io {
 	size_t lowat;
 	int timeout_ms;
 
-	bool paused;		/* the owner paused input */
-	bool eof;		/* the peer closed; no more reading */
-	int connect_errno;	/* io_connect(): connect(2) failed at once */
+	bool paused;	   /* the owner paused input */
+	bool eof;	   /* the peer closed; no more reading */
+	int connect_errno; /* io_connect(): connect(2) failed at once */
 	size_t discarded;
-	uint64_t clear_in;	/* bytes ever received in clear text */
-	int in_cb;		/* nesting of entries from the loop */
-	bool freed;		/* io_free() called while in_cb > 0 */
+	uint64_t clear_in; /* bytes ever received in clear text */
+	int in_cb;	   /* nesting of entries from the loop */
+	bool freed;	   /* io_free() called while in_cb > 0 */
 	char error[256];
 };
 
@@ -134,7 +135,7 @@ io_set_tls_error(struct io *io, const char *what, int sslerr)
 		char reason[160];
 
 		if (o + 4 >= sizeof io->error)
-			continue;	/* keep draining the queue */
+			continue; /* keep draining the queue */
 		ERR_error_string_n(e, reason, sizeof reason);
 		n = snprintf(io->error + o, sizeof io->error - o, "%s %s",
 			     o == strlen(what) ? ":" : ";", reason);
@@ -222,8 +223,8 @@ static void
 io_progress(struct io *io)
 {
 	if (io->timeout_ms > 0) {
-		struct timeval tv = { io->timeout_ms / 1000,
-				      (io->timeout_ms % 1000) * 1000 };
+		struct timeval tv = {io->timeout_ms / 1000,
+				     (io->timeout_ms % 1000) * 1000};
 		evtimer_add(io->ev_timer, &tv);
 	}
 }
@@ -391,9 +392,9 @@ io_read(struct io *io)
 	for (int i = 0; i < IO_READS_PER_EVENT; i++) {
 		if (!io_reading_enabled(io))
 			break;
-		enum io_step step = io->state == IO_STATE_TLS ?
-					    io_read_once_tls(io) :
-					    io_read_once_clear(io);
+		enum io_step step = io->state == IO_STATE_TLS
+					    ? io_read_once_tls(io)
+					    : io_read_once_clear(io);
 		if (step == IO_STEP_STOP)
 			return false;
 		if (step == IO_STEP_WAIT)
@@ -467,8 +468,8 @@ io_write_once_tls(struct io *io)
 	if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) {
 		/* OpenSSL wants the same call repeated (same length). */
 		io->tls_wlen = len;
-		io->write_wants = err == SSL_ERROR_WANT_WRITE ? EV_WRITE :
-								EV_READ;
+		io->write_wants =
+			err == SSL_ERROR_WANT_WRITE ? EV_WRITE : EV_READ;
 		return IO_STEP_WAIT;
 	}
 	io_set_tls_error(io, "TLS write", err);
@@ -495,8 +496,8 @@ io_flush(struct io *io)
 				break;
 		}
 	} else {
-		size_t max = io->state == IO_STATE_HANDSHAKE ? io->clear_left :
-							       before;
+		size_t max = io->state == IO_STATE_HANDSHAKE ? io->clear_left
+							     : before;
 		ssize_t w = io_write_clear(io, max);
 		if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
 			io_set_errno_error(io, "write", errno);
@@ -568,7 +569,7 @@ io_connect_step(struct io *io)
 		socklen_t sl = sizeof ss;
 		if (getpeername(io->fd, (struct sockaddr *)&ss, &sl) < 0) {
 			if (errno == ENOTCONN)
-				return;		/* not done yet */
+				return; /* not done yet */
 			err = errno;
 		}
 	}
@@ -603,8 +604,8 @@ io_dispatch(struct io *io, short what)
 	case IO_STATE_TLS:
 	case IO_STATE_CLEAR: {
 		short rw = io->state == IO_STATE_TLS ? io->read_wants : EV_READ;
-		short ww = io->state == IO_STATE_TLS ? io->write_wants :
-						       EV_WRITE;
+		short ww =
+			io->state == IO_STATE_TLS ? io->write_wants : EV_WRITE;
 		if ((what & ww) && !io_flush(io))
 			return;
 		if (io->state == IO_STATE_CLOSED)
@@ -687,14 +688,15 @@ io_alloc(struct event_base *base, int fd, io_callback *cb, void *arg)
 	io->write_wants = EV_WRITE;
 	io->hs_wants = EV_READ;
 	io->out = evbuffer_new();
-	io->ev_read = event_new(base, fd, EV_READ | EV_PERSIST, io_on_event, io);
-	io->ev_write = event_new(base, fd, EV_WRITE | EV_PERSIST, io_on_event,
-				 io);
+	io->ev_read =
+		event_new(base, fd, EV_READ | EV_PERSIST, io_on_event, io);
+	io->ev_write =
+		event_new(base, fd, EV_WRITE | EV_PERSIST, io_on_event, io);
 	io->ev_timer = evtimer_new(base, io_on_timer, io);
 	io->ev_kick = event_new(base, -1, 0, io_on_kick, io);
 	if (io->out == NULL || io->ev_read == NULL || io->ev_write == NULL ||
 	    io->ev_timer == NULL || io->ev_kick == NULL) {
-		io->fd = -1;	/* the caller still owns fd */
+		io->fd = -1; /* the caller still owns fd */
 		io_release(io);
 		errno = ENOMEM;
 		return NULL;
@@ -716,11 +718,11 @@ io_new(struct event_base *base, int fd, io_callback *cb, void *arg)
 }
 
 struct io *
-io_connect(struct event_base *base, const struct sockaddr *sa,
-	   socklen_t salen, io_callback *cb, void *arg)
+io_connect(struct event_base *base, const struct sockaddr *sa, socklen_t salen,
+	   io_callback *cb, void *arg)
 {
-	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK |
-				       SOCK_CLOEXEC, 0);
+	int fd = socket(sa->sa_family,
+			SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return NULL;
 	struct io *io = io_alloc(base, fd, cb, arg);
@@ -732,7 +734,7 @@ io_connect(struct event_base *base, const struct sockaddr *sa,
 	}
 	io->state = IO_STATE_CONNECTING;
 	if (connect(fd, sa, salen) == 0) {
-		io_kick(io);	/* IO_CONNECTED from the loop, never from here */
+		io_kick(io); /* IO_CONNECTED from the loop, never from here */
 	} else if (errno == EINPROGRESS || errno == EINTR) {
 		io_update_events(io);
 	} else {
@@ -792,7 +794,7 @@ io_free(struct io *io)
 		return;
 	io_close(io);
 	if (io->in_cb > 0) {
-		io->freed = true;	/* released when the entry returns */
+		io->freed = true; /* released when the entry returns */
 		return;
 	}
 	io_release(io);
@@ -826,7 +828,7 @@ io_discard_input(struct io *io)
 	while (io->clear_in > 0 && io->discarded < IO_DISCARD_MAX) {
 		ssize_t n = io_read_clear(io, junk, sizeof junk);
 		if (n <= 0)
-			break;	/* EAGAIN, EOF or error: the handshake sees it */
+			break; /* EAGAIN, EOF or error: the handshake sees it */
 		io->discarded += (size_t)n;
 	}
 }
@@ -942,7 +944,7 @@ io_drop(struct io *io, size_t n)
 	}
 	if (was_full && io->state != IO_STATE_CLOSED) {
 		io_update_events(io);
-		io_kick(io);	/* OpenSSL may hold decrypted bytes */
+		io_kick(io); /* OpenSSL may hold decrypted bytes */
 	}
 }
 
@@ -1014,7 +1016,7 @@ io_resume_input(struct io *io)
 		return;
 	if (io->in_cb == 0)
 		io_update_events(io);
-	io_kick(io);	/* OpenSSL may hold decrypted bytes */
+	io_kick(io); /* OpenSSL may hold decrypted bytes */
 }
 
 void

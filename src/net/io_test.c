@@ -7,7 +7,9 @@
  * discarded and counted), EOF and close_notify, io_free() inside every
  * callback, handshake failure, the inactivity timeout, LOWAT, connect.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -18,8 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -97,14 +97,14 @@ teardown_tls(void **state)
 struct peer {
 	const char *name;
 	struct io *io;
-	uint8_t *got;		/* everything consumed, in order */
+	uint8_t *got; /* everything consumed, in order */
 	size_t got_len;
 	size_t got_cap;
-	size_t max_buffered;	/* largest io_data() length seen */
-	bool hold;		/* do not consume on DATAIN */
-	size_t hold_until;	/* ... until this much is buffered */
-	size_t expect;		/* total expected (for hold mode) */
-	int free_on;		/* -1, or the event on which to io_free */
+	size_t max_buffered; /* largest io_data() length seen */
+	bool hold;	     /* do not consume on DATAIN */
+	size_t hold_until;   /* ... until this much is buffered */
+	size_t expect;	     /* total expected (for hold mode) */
+	int free_on;	     /* -1, or the event on which to io_free */
 	int events[IO_ERROR + 1];
 	char error[256];
 };
@@ -147,8 +147,7 @@ peer_cb(struct io *io, enum io_event ev, void *arg)
 	io_data(io, &len);
 	if (len > p->max_buffered)
 		p->max_buffered = len;
-	if (p->hold && len < p->hold_until &&
-	    p->got_len + len < p->expect)
+	if (p->hold && len < p->hold_until && p->got_len + len < p->expect)
 		return;
 	peer_take(p);
 }
@@ -194,7 +193,7 @@ static bool
 run_until(bool (*cond)(void *), void *arg, long ms)
 {
 	struct event *t = event_new(base, -1, EV_PERSIST, tick, NULL);
-	struct timeval tv = { 0, 5000 };
+	struct timeval tv = {0, 5000};
 	long end = now_ms() + ms;
 
 	event_add(t, &tv);
@@ -232,7 +231,7 @@ has_bytes(void *arg)
 static bool
 wait_bytes(struct peer *p, size_t n)
 {
-	struct want_bytes w = { p, n };
+	struct want_bytes w = {p, n};
 	return run_until(has_bytes, &w, 5000);
 }
 
@@ -251,7 +250,7 @@ has_event(void *arg)
 static bool
 wait_event(struct peer *p, enum io_event ev, long ms)
 {
-	struct want_event w = { p, ev };
+	struct want_event w = {p, ev};
 	return run_until(has_event, &w, ms);
 }
 
@@ -314,8 +313,8 @@ start_tls_pair(struct peer *server, struct peer *client, int max_version)
 {
 	SSL_CTX_set_max_proto_version(server_ctx, max_version);
 	assert_int_equal(io_start_tls_server(server->io, server_ctx), 0);
-	assert_int_equal(io_start_tls_client(client->io, client_ctx,
-					     "localhost"), 0);
+	assert_int_equal(
+		io_start_tls_client(client->io, client_ctx, "localhost"), 0);
 	assert_true(wait_event(server, IO_TLSREADY, 5000));
 	assert_true(wait_event(client, IO_TLSREADY, 5000));
 }
@@ -324,22 +323,22 @@ start_tls_pair(struct peer *server, struct peer *client, int max_version)
 
 struct xfer_case {
 	const char *name;
-	int tls;		/* 0, TLS1_2_VERSION, TLS1_3_VERSION */
+	int tls; /* 0, TLS1_2_VERSION, TLS1_3_VERSION */
 	size_t size;
-	size_t chunk;		/* io_write pieces; 0 one write */
-	bool hold;		/* receiver lets the input buffer fill */
+	size_t chunk; /* io_write pieces; 0 one write */
+	bool hold;    /* receiver lets the input buffer fill */
 };
 
 static const struct xfer_case xfer_cases[] = {
-	{ "clear small split", 0, 17, 1, false },
-	{ "clear 300k", 0, 300000, 0, false },
-	{ "clear 300k odd chunks", 0, 300000, 777, false },
-	{ "clear 300k held to the bound", 0, 300000, 0, true },
-	{ "tls1.3 small split", TLS1_3_VERSION, 17, 1, false },
-	{ "tls1.3 300k", TLS1_3_VERSION, 300000, 0, false },
-	{ "tls1.3 300k held to the bound", TLS1_3_VERSION, 300000, 4096, true },
-	{ "tls1.2 200k odd chunks", TLS1_2_VERSION, 200000, 1234, false },
-	{ "tls1.2 200k held to the bound", TLS1_2_VERSION, 200000, 0, true },
+	{"clear small split", 0, 17, 1, false},
+	{"clear 300k", 0, 300000, 0, false},
+	{"clear 300k odd chunks", 0, 300000, 777, false},
+	{"clear 300k held to the bound", 0, 300000, 0, true},
+	{"tls1.3 small split", TLS1_3_VERSION, 17, 1, false},
+	{"tls1.3 300k", TLS1_3_VERSION, 300000, 0, false},
+	{"tls1.3 300k held to the bound", TLS1_3_VERSION, 300000, 4096, true},
+	{"tls1.2 200k odd chunks", TLS1_2_VERSION, 200000, 1234, false},
+	{"tls1.2 200k held to the bound", TLS1_2_VERSION, 200000, 0, true},
 };
 
 static void
@@ -358,8 +357,9 @@ test_transfer(void **state)
 			start_tls_pair(&a, &b, tc->tls);
 			const char *v = io_tls_version(a.io);
 			assert_non_null(v);
-			assert_string_equal(v, tc->tls == TLS1_3_VERSION ?
-						       "TLSv1.3" : "TLSv1.2");
+			assert_string_equal(v, tc->tls == TLS1_3_VERSION
+						       ? "TLSv1.3"
+						       : "TLSv1.2");
 			assert_non_null(io_tls_cipher(b.io));
 			const char *sni = SSL_get_servername(
 				io_ssl(a.io), TLSEXT_NAMETYPE_host_name);
@@ -377,8 +377,9 @@ test_transfer(void **state)
 		send_chunks(&a, ab, tc->size, tc->chunk);
 		send_chunks(&b, ba, tc->size, tc->chunk);
 		if (!wait_bytes(&b, tc->size) || !wait_bytes(&a, tc->size))
-			print_error("case '%s': a got %zu, b got %zu, want %zu\n",
-				    tc->name, a.got_len, b.got_len, tc->size);
+			print_error(
+				"case '%s': a got %zu, b got %zu, want %zu\n",
+				tc->name, a.got_len, b.got_len, tc->size);
 		check_bytes(tc->name, b.got, b.got_len, ab, tc->size);
 		check_bytes(tc->name, a.got, a.got_len, ba, tc->size);
 		if (a.max_buffered > IO_INPUT_MAX ||
@@ -390,8 +391,9 @@ test_transfer(void **state)
 		}
 		if (tc->hold && tc->size > IO_INPUT_MAX &&
 		    b.max_buffered != IO_INPUT_MAX) {
-			print_error("case '%s': held input reached %zu, want %d\n",
-				    tc->name, b.max_buffered, IO_INPUT_MAX);
+			print_error(
+				"case '%s': held input reached %zu, want %d\n",
+				tc->name, b.max_buffered, IO_INPUT_MAX);
 			fail();
 		}
 		assert_int_equal(io_queued(a.io), 0);
@@ -409,7 +411,7 @@ static void
 test_pause_resume(void **state)
 {
 	(void)state;
-	static const int versions[] = { 0, TLS1_3_VERSION };
+	static const int versions[] = {0, TLS1_3_VERSION};
 	for (size_t c = 0; c < 2; c++) {
 		struct peer a, b;
 		int fds[2];
@@ -422,7 +424,7 @@ test_pause_resume(void **state)
 			start_tls_pair(&a, &b, versions[c]);
 		uint8_t *payload = pattern(size, 3);
 		b.hold = true;
-		b.hold_until = 1;	/* never consume on DATAIN */
+		b.hold_until = 1; /* never consume on DATAIN */
 		b.expect = SIZE_MAX;
 		io_pause_input(b.io);
 		send_chunks(&a, payload, size, 5000);
@@ -485,14 +487,14 @@ test_tls_bytes_held_by_openssl(void **state)
 		b.io = io_new(base, fds[1], full ? peer_cb : pausing_cb, &b);
 		start_tls_pair(&a, &b, TLS1_3_VERSION);
 		size_t first = full ? IO_INPUT_MAX - 100 : 0;
-		size_t size = first + 16000;	/* then one record */
+		size_t size = first + 16000; /* then one record */
 		uint8_t *payload = pattern(size, 5);
 		b.hold = true;
 		b.expect = size;
 		b.hold_until = IO_INPUT_MAX;
 		if (full) {
 			send_chunks(&a, payload, first, 0);
-			struct want_event w = { &b, IO_DATAIN };
+			struct want_event w = {&b, IO_DATAIN};
 			assert_true(run_until(has_event, &w, 3000));
 			size_t len;
 			long end = now_ms() + 3000;
@@ -506,7 +508,8 @@ test_tls_bytes_held_by_openssl(void **state)
 		}
 		send_chunks(&a, payload + first, size - first, 0);
 		if (full) {
-			/* Full: hold it, then drop from outside the callback. */
+			/* Full: hold it, then drop from outside the callback.
+			 */
 			b.hold_until = SIZE_MAX;
 			b.expect = SIZE_MAX;
 			size_t len;
@@ -520,13 +523,14 @@ test_tls_bytes_held_by_openssl(void **state)
 			b.hold = false;
 			peer_take(&b);
 		} else {
-			struct want_event w = { &b, IO_DATAIN };
+			struct want_event w = {&b, IO_DATAIN};
 			assert_true(run_until(has_event, &w, 3000));
 			run_for(30);
 			pause_on_datain = false;
 			b.hold = false;
 			peer_take(&b);
-			assert_true(b.got_len < size); /* the rest is in OpenSSL */
+			assert_true(b.got_len <
+				    size); /* the rest is in OpenSSL */
 			io_resume_input(b.io);
 		}
 		if (!wait_bytes(&b, size))
@@ -550,7 +554,8 @@ static void
 test_starttls_discard(void **state)
 {
 	(void)state;
-	static const char injected[] = "EHLO injected.example\r\nMAIL FROM:<x@y>\r\n";
+	static const char injected[] =
+		"EHLO injected.example\r\nMAIL FROM:<x@y>\r\n";
 	for (int in_socket = 0; in_socket < 2; in_socket++) {
 		struct peer s, c;
 		int fds[2];
@@ -589,8 +594,8 @@ test_starttls_discard(void **state)
 		s.hold = false;
 		assert_true(wait_bytes(&c, 8));
 		assert_memory_equal(c.got, "220 go\r\n", 8);
-		assert_int_equal(io_start_tls_client(c.io, client_ctx, "localhost"),
-				 0);
+		assert_int_equal(
+			io_start_tls_client(c.io, client_ctx, "localhost"), 0);
 		assert_true(wait_event(&s, IO_TLSREADY, 5000));
 		assert_true(wait_event(&c, IO_TLSREADY, 5000));
 		io_write(c.io, "EHLO real\r\n", 11);
@@ -620,7 +625,7 @@ test_tls_hello_already_waiting(void **state)
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
 	c.io = io_new(base, fds[1], peer_cb, &c);
 	assert_int_equal(io_start_tls_client(c.io, client_ctx, "localhost"), 0);
-	run_for(30);		/* the ClientHello is sent and waits */
+	run_for(30); /* the ClientHello is sent and waits */
 	s.io = io_new(base, fds[0], peer_cb, &s);
 	assert_int_equal(io_start_tls_server(s.io, server_ctx), 0);
 	assert_int_equal(io_discarded(s.io), 0);
@@ -655,8 +660,8 @@ test_output_after_start_is_encrypted(void **state)
 	c.got_len = 0;
 	assert_int_equal(io_start_tls_client(c.io, client_ctx, NULL), 0);
 	assert_true(wait_bytes(&c, 8));
-	check_bytes("tls part", c.got, c.got_len,
-		    (const uint8_t *)"secret\r\n", 8);
+	check_bytes("tls part", c.got, c.got_len, (const uint8_t *)"secret\r\n",
+		    8);
 	peer_clear(&s);
 	peer_clear(&c);
 }
@@ -664,14 +669,14 @@ test_output_after_start_is_encrypted(void **state)
 struct eof_case {
 	const char *name;
 	int tls;
-	bool raw_shutdown;	/* close the socket without close_notify */
+	bool raw_shutdown; /* close the socket without close_notify */
 };
 
 static const struct eof_case eof_cases[] = {
-	{ "clear close", 0, false },
-	{ "tls close_notify", TLS1_3_VERSION, false },
-	{ "tls1.2 close_notify", TLS1_2_VERSION, false },
-	{ "tls eof without close_notify", TLS1_3_VERSION, true },
+	{"clear close", 0, false},
+	{"tls close_notify", TLS1_3_VERSION, false},
+	{"tls1.2 close_notify", TLS1_2_VERSION, false},
+	{"tls eof without close_notify", TLS1_3_VERSION, true},
 };
 
 static void
@@ -697,7 +702,8 @@ test_eof(void **state)
 			b.io = NULL;
 		}
 		if (!wait_event(&a, IO_DISCONNECTED, 3000)) {
-			print_error("case '%s': no IO_DISCONNECTED (errors %d: %s)\n",
+			print_error("case '%s': no IO_DISCONNECTED (errors %d: "
+				    "%s)\n",
 				    tc->name, a.events[IO_ERROR], a.error);
 			fail();
 		}
@@ -714,8 +720,8 @@ static void
 test_free_in_callback(void **state)
 {
 	(void)state;
-	static const enum io_event evs[] = { IO_DATAIN, IO_TLSREADY, IO_LOWAT,
-					     IO_DISCONNECTED, IO_TIMEOUT };
+	static const enum io_event evs[] = {IO_DATAIN, IO_TLSREADY, IO_LOWAT,
+					    IO_DISCONNECTED, IO_TIMEOUT};
 	for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++) {
 		struct peer a, b;
 		int fds[2];
@@ -747,10 +753,10 @@ test_free_in_callback(void **state)
 			io_set_timeout(a.io, 20);
 			break;
 		}
-		struct want_event w = { &a, evs[i] };
+		struct want_event w = {&a, evs[i]};
 		assert_true(run_until(has_event, &w, 3000));
 		assert_null(a.io);
-		run_for(30);	/* nothing may run on the freed io */
+		run_for(30); /* nothing may run on the freed io */
 		peer_clear(&a);
 		peer_clear(&b);
 	}
@@ -849,7 +855,7 @@ test_lowat(void **state)
 	uint8_t *payload = pattern(size, 4);
 	io_write(a.io, payload, size);
 	run_for(50);
-	assert_true(io_queued(a.io) > 1000);	/* the peer is not reading */
+	assert_true(io_queued(a.io) > 1000); /* the peer is not reading */
 	assert_int_equal(a.events[IO_LOWAT], 0);
 	io_resume_input(b.io);
 	assert_true(run_until(has_lowat_and_empty, &a, 5000));

@@ -52,7 +52,9 @@ safe_copy(char *dst, size_t dstlen, const char *src)
 	for (; src != NULL && src[i] != '\0' && i + 1 < dstlen; i++) {
 		unsigned char c = (unsigned char)src[i];
 		dst[i] = (c < 0x21 || c > 0x7e || c == '(' || c == ')' ||
-			  c == '\\') ? '?' : (char)c;
+			  c == '\\')
+				 ? '?'
+				 : (char)c;
 	}
 	dst[i] = '\0';
 }
@@ -68,10 +70,9 @@ smtpd_received_with(bool ehlo, bool tls, bool smtputf8)
 }
 
 int
-smtpd_received_format(const struct smtpd_received *r, char *out,
-		      size_t outlen)
+smtpd_received_format(const struct smtpd_received *r, char *out, size_t outlen)
 {
-	struct out o = { out, outlen, 0, outlen == 0 };
+	struct out o = {out, outlen, 0, outlen == 0};
 	char helo[256];
 	char date[64];
 	struct tm tm;
@@ -82,10 +83,10 @@ smtpd_received_format(const struct smtpd_received *r, char *out,
 		return -1;
 
 	out_printf(&o, "Received: from %s (%s%s%s])\r\n",
-		   helo[0] != '\0' ? helo : "unknown",
-		   "[", r->ipv6 ? "IPv6:" : "", r->addr);
-	out_printf(&o, "\tby %s (bridgehead) with %s id %s\r\n", r->by,
-		   r->with, r->id);
+		   helo[0] != '\0' ? helo : "unknown", "[",
+		   r->ipv6 ? "IPv6:" : "", r->addr);
+	out_printf(&o, "\tby %s (bridgehead) with %s id %s\r\n", r->by, r->with,
+		   r->id);
 	if (r->tls_version != NULL)
 		out_printf(&o, "\t(version=%s cipher=%s)\r\n", r->tls_version,
 			   r->tls_cipher != NULL ? r->tls_cipher : "unknown");

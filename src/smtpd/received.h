@@ -23,15 +23,15 @@
 #define SMTPD_RECEIVED_MAX 2048
 
 struct smtpd_received {
-	const char *helo;	/* EHLO/HELO argument; NULL or "" if none */
-	const char *addr;	/* client address, "192.0.2.7" or "2001:db8::1" */
-	bool ipv6;		/* addr is IPv6: written [IPv6:addr] */
-	const char *by;		/* our name ([server] name) */
-	const char *with;	/* smtpd_received_with() */
-	const char *id;		/* queue id */
-	const char *tls_version;	/* NULL without TLS */
+	const char *helo; /* EHLO/HELO argument; NULL or "" if none */
+	const char *addr; /* client address, "192.0.2.7" or "2001:db8::1" */
+	bool ipv6;	  /* addr is IPv6: written [IPv6:addr] */
+	const char *by;	  /* our name ([server] name) */
+	const char *with; /* smtpd_received_with() */
+	const char *id;	  /* queue id */
+	const char *tls_version; /* NULL without TLS */
 	const char *tls_cipher;
-	const char *rcpt;	/* the recipient when there is exactly one */
+	const char *rcpt; /* the recipient when there is exactly one */
 	time_t when;
 };
 

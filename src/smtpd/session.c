@@ -71,26 +71,26 @@
 #include "smtpd/received.h"
 #include "util/log.h"
 
-#define SESSION_ERRORS_MAX 20		/* 5xx replies before 421 and close */
-#define SESSION_OUTPUT_MAX (64 * 1024)	/* queued replies before pausing */
-#define SESSION_CLOSE_GRACE_S 10	/* to flush the last reply */
-#define SESSION_DATA_CHUNK 4096		/* decoder output per step */
+#define SESSION_ERRORS_MAX 20	       /* 5xx replies before 421 and close */
+#define SESSION_OUTPUT_MAX (64 * 1024) /* queued replies before pausing */
+#define SESSION_CLOSE_GRACE_S 10       /* to flush the last reply */
+#define SESSION_DATA_CHUNK 4096	       /* decoder output per step */
 #define SESSION_ADDR_MAX (2 * SMTP_LOCAL_MAX + SMTP_DOMAIN_MAX + 8)
 
 enum session_state {
 	S_INIT,
-	S_HANDSHAKE,	/* implicit TLS: handshake before the greeting */
-	S_COMMAND,	/* reading commands */
-	S_DATA,		/* reading the DATA body */
-	S_BDAT,		/* reading a BDAT chunk */
-	S_COMMIT,	/* waiting for the spool to make the message durable */
-	S_STARTTLS,	/* handshake after STARTTLS */
-	S_CLOSING,	/* last reply queued; freed once it is flushed */
+	S_HANDSHAKE, /* implicit TLS: handshake before the greeting */
+	S_COMMAND,   /* reading commands */
+	S_DATA,	     /* reading the DATA body */
+	S_BDAT,	     /* reading a BDAT chunk */
+	S_COMMIT,    /* waiting for the spool to make the message durable */
+	S_STARTTLS,  /* handshake after STARTTLS */
+	S_CLOSING,   /* last reply queued; freed once it is flushed */
 };
 
 static const char *const state_names[] = {
-	"init", "handshake", "command", "data", "bdat", "commit", "starttls",
-	"closing",
+	"init", "handshake", "command",	 "data",
+	"bdat", "commit",    "starttls", "closing",
 };
 
 enum session_greeted { GREET_NONE, GREET_HELO, GREET_EHLO };
@@ -111,21 +111,21 @@ struct session_conn {
 	unsigned errors;
 	unsigned messages;
 	time_t started;
-	const char *end;	/* why it ended, for the disconnect line */
+	const char *end; /* why it ended, for the disconnect line */
 };
 
 /* What lives from MAIL to the end of the data (or RSET). */
 struct session_txn {
-	bool active;			/* MAIL accepted */
-	bool smtputf8;			/* SMTPUTF8 declared on MAIL */
-	bool utf8_addr;			/* a non-ASCII envelope address */
-	bool bdat;			/* BDAT chunks started */
-	struct envelope env;		/* sender, recipients, then the rest */
-	struct spool_msg *msg;		/* open queue file, or NULL */
+	bool active;	       /* MAIL accepted */
+	bool smtputf8;	       /* SMTPUTF8 declared on MAIL */
+	bool utf8_addr;	       /* a non-ASCII envelope address */
+	bool bdat;	       /* BDAT chunks started */
+	struct envelope env;   /* sender, recipients, then the rest */
+	struct spool_msg *msg; /* open queue file, or NULL */
 	struct smtp_datadec dec;
 	struct smtp_msghdr hdr;
-	uint64_t stored;		/* bytes written, Received: included */
-	int write_errno;		/* first spool write error */
+	uint64_t stored; /* bytes written, Received: included */
+	int write_errno; /* first spool write error */
 	bool too_big;
 };
 
@@ -134,28 +134,28 @@ struct session_chunk {
 	uint64_t size;
 	uint64_t left;
 	bool last;
-	bool discard;			/* refused: read it, then reply */
-	struct smtp_reply reply;	/* the refusal */
+	bool discard;		 /* refused: read it, then reply */
+	struct smtp_reply reply; /* the refusal */
 };
 
 struct smtpd_session {
-	struct smtpd_session_ctx ctx;	/* ctx.tls holds our own reference */
+	struct smtpd_session_ctx ctx; /* ctx.tls holds our own reference */
 	char id[9];
 	struct io *io;
-	struct event *timer;		/* command deadline, close grace */
+	struct event *timer; /* command deadline, close grace */
 	enum session_state state;
 	struct session_conn conn;
 	struct session_txn txn;
 	struct session_chunk chunk;
 	struct smtp_line_reader lr;
-	const char *verb;		/* command being run, for the log */
-	const char *arg;		/* its arguments (valid while it runs) */
+	const char *verb; /* command being run, for the log */
+	const char *arg;  /* its arguments (valid while it runs) */
 	size_t arg_len;
 	bool in_process;
 	bool output_blocked;
 	bool commit_pending;
-	bool gone;			/* client gone, waiting for the commit */
-	bool shutdown;			/* the server is stopping */
+	bool gone;     /* client gone, waiting for the commit */
+	bool shutdown; /* the server is stopping */
 };
 
 /* What check() parses and proceed() uses, for one command. */
@@ -167,9 +167,9 @@ struct session_args {
 	bool bdat_last;
 };
 
-#define CMD_HELO   0x1	/* needs EHLO/HELO first */
-#define CMD_TLS    0x2	/* refused before STARTTLS on a require listener */
-#define CMD_NOARGS 0x4	/* takes no arguments */
+#define CMD_HELO 0x1   /* needs EHLO/HELO first */
+#define CMD_TLS 0x2    /* refused before STARTTLS on a require listener */
+#define CMD_NOARGS 0x4 /* takes no arguments */
 
 struct session_cmd {
 	enum smtp_verb verb;
@@ -179,74 +179,71 @@ struct session_cmd {
 	bool (*check)(struct smtpd_session *s, const struct smtp_command *cmd,
 		      struct session_args *a, struct smtp_reply *err);
 	/* Act and reply. */
-	void (*proceed)(struct smtpd_session *s,
-			const struct smtp_command *cmd,
+	void (*proceed)(struct smtpd_session *s, const struct smtp_command *cmd,
 			const struct session_args *a);
 };
 
-static const struct smtp_reply r_unknown = {
-	500, "5.5.2", "Command unrecognized"};
-static const struct smtp_reply r_line_too_long = {
-	500, "5.5.2", "Line too long"};
+static const struct smtp_reply r_unknown = {500, "5.5.2",
+					    "Command unrecognized"};
+static const struct smtp_reply r_line_too_long = {500, "5.5.2",
+						  "Line too long"};
 static const struct smtp_reply r_no_args = {
 	501, "5.5.4", "Syntax error: no parameters allowed"};
-static const struct smtp_reply r_need_helo = {
-	503, "5.5.1", "Send EHLO/HELO first"};
+static const struct smtp_reply r_need_helo = {503, "5.5.1",
+					      "Send EHLO/HELO first"};
 static const struct smtp_reply r_need_tls = {
 	530, "5.7.0", "Must issue a STARTTLS command first"};
 static const struct smtp_reply r_helo_syntax = {
 	501, "5.5.4", "Syntax: EHLO domain or address literal"};
-static const struct smtp_reply r_nested_mail = {
-	503, "5.5.1", "Nested MAIL command"};
-static const struct smtp_reply r_need_mail = {
-	503, "5.5.1", "Need MAIL command"};
-static const struct smtp_reply r_need_rcpt = {
-	503, "5.5.1", "Need RCPT command"};
+static const struct smtp_reply r_nested_mail = {503, "5.5.1",
+						"Nested MAIL command"};
+static const struct smtp_reply r_need_mail = {503, "5.5.1",
+					      "Need MAIL command"};
+static const struct smtp_reply r_need_rcpt = {503, "5.5.1",
+					      "Need RCPT command"};
 static const struct smtp_reply r_after_bdat = {
 	503, "5.5.1", "Command not allowed during BDAT transfer"};
 static const struct smtp_reply r_binarymime_data = {
 	503, "5.5.1", "BODY=BINARYMIME requires BDAT"};
 static const struct smtp_reply r_size_limit = {
 	552, "5.3.4", "Message size exceeds fixed limit"};
-static const struct smtp_reply r_sender_long = {
-	501, "5.1.7", "Sender address too long"};
-static const struct smtp_reply r_rcpt_long = {
-	501, "5.1.3", "Recipient address too long"};
+static const struct smtp_reply r_sender_long = {501, "5.1.7",
+						"Sender address too long"};
+static const struct smtp_reply r_rcpt_long = {501, "5.1.3",
+					      "Recipient address too long"};
 static const struct smtp_reply r_rcpt_utf8 = {
 	553, "5.6.7", "Non-ASCII recipient address requires SMTPUTF8"};
-static const struct smtp_reply r_relay_denied = {
-	554, "5.7.1", "Relay access denied"};
-static const struct smtp_reply r_too_many_rcpts = {
-	452, "4.5.3", "Too many recipients"};
-static const struct smtp_reply r_no_valid_rcpts = {
-	554, "5.5.1", "No valid recipients"};
-static const struct smtp_reply r_resources = {
-	452, "4.3.1", "Insufficient system resources"};
-static const struct smtp_reply r_storage_full = {
-	452, "4.3.1", "Insufficient system storage"};
-static const struct smtp_reply r_queue_error = {
-	451, "4.3.0", "Queue write error"};
+static const struct smtp_reply r_relay_denied = {554, "5.7.1",
+						 "Relay access denied"};
+static const struct smtp_reply r_too_many_rcpts = {452, "4.5.3",
+						   "Too many recipients"};
+static const struct smtp_reply r_no_valid_rcpts = {554, "5.5.1",
+						   "No valid recipients"};
+static const struct smtp_reply r_resources = {452, "4.3.1",
+					      "Insufficient system resources"};
+static const struct smtp_reply r_storage_full = {452, "4.3.1",
+						 "Insufficient system storage"};
+static const struct smtp_reply r_queue_error = {451, "4.3.0",
+						"Queue write error"};
 static const struct smtp_reply r_bare_crlf = {
 	550, "5.6.0",
-	"Message contains bare CR or LF (not allowed; SMTP smuggling protection)"};
-static const struct smtp_reply r_nul = {
-	550, "5.6.0", "Message contains NUL bytes"};
-static const struct smtp_reply r_long_line = {
-	554, "5.6.0", "Message line too long"};
-static const struct smtp_reply r_bdat_syntax = {
-	501, "5.5.4", "Syntax: BDAT size [LAST]"};
-static const struct smtp_reply r_vrfy_syntax = {
-	501, "5.5.4", "Syntax: VRFY address"};
-static const struct smtp_reply r_expn = {
-	502, "5.5.1", "EXPN not available"};
-static const struct smtp_reply r_auth = {
-	502, "5.5.1", "AUTH not available"};
-static const struct smtp_reply r_need_ehlo = {
-	503, "5.5.1", "Send EHLO first"};
-static const struct smtp_reply r_tls_active = {
-	503, "5.5.1", "TLS already active"};
-static const struct smtp_reply r_no_starttls = {
-	502, "5.5.1", "STARTTLS not available"};
+	"Message contains bare CR or LF (not allowed; SMTP smuggling "
+	"protection)"};
+static const struct smtp_reply r_nul = {550, "5.6.0",
+					"Message contains NUL bytes"};
+static const struct smtp_reply r_long_line = {554, "5.6.0",
+					      "Message line too long"};
+static const struct smtp_reply r_bdat_syntax = {501, "5.5.4",
+						"Syntax: BDAT size [LAST]"};
+static const struct smtp_reply r_vrfy_syntax = {501, "5.5.4",
+						"Syntax: VRFY address"};
+static const struct smtp_reply r_expn = {502, "5.5.1", "EXPN not available"};
+static const struct smtp_reply r_auth = {502, "5.5.1", "AUTH not available"};
+static const struct smtp_reply r_need_ehlo = {503, "5.5.1", "Send EHLO first"};
+static const struct smtp_reply r_tls_active = {503, "5.5.1",
+					       "TLS already active"};
+static const struct smtp_reply r_no_starttls = {502, "5.5.1",
+						"STARTTLS not available"};
 
 static void session_process(struct smtpd_session *s);
 static void session_free(struct smtpd_session *s);
@@ -265,7 +262,7 @@ session_enter(struct smtpd_session *s, enum session_state next)
 static void
 session_arm(struct smtpd_session *s, unsigned seconds)
 {
-	struct timeval tv = { (time_t)seconds, 0 };
+	struct timeval tv = {(time_t)seconds, 0};
 	evtimer_add(s->timer, &tv);
 }
 
@@ -293,15 +290,16 @@ session_log_reject(struct smtpd_session *s, int code, const char *enhanced,
 
 	log_escape(arg, sizeof arg, s->arg != NULL ? s->arg : "",
 		   s->arg != NULL ? s->arg_len : 0);
-	log_info("%s: reject command=%s reply=\"%d %s %s\" client=%s line=\"%s\"",
+	log_info("%s: reject command=%s reply=\"%d %s %s\" client=%s "
+		 "line=\"%s\"",
 		 s->id, s->verb != NULL ? s->verb : "-", code,
 		 enhanced != NULL ? enhanced : "", text, s->conn.addr, arg);
 }
 
 /* Queue one reply line: "CODE ENHANCED TEXT". */
-static void
-session_reply(struct smtpd_session *s, int code, const char *enhanced,
-	      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void session_reply(struct smtpd_session *s, int code,
+			  const char *enhanced, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
 static void
 session_reply(struct smtpd_session *s, int code, const char *enhanced,
@@ -359,8 +357,8 @@ session_refuse(struct smtpd_session *s, const struct smtp_reply *r)
 static const struct smtp_reply *
 session_errno_reply(int error)
 {
-	return error == ENOSPC || error == EDQUOT ? &r_storage_full :
-						    &r_queue_error;
+	return error == ENOSPC || error == EDQUOT ? &r_storage_full
+						  : &r_queue_error;
 }
 
 static bool
@@ -458,7 +456,7 @@ session_store(struct smtpd_session *s, const uint8_t *data, size_t len)
 		return;
 	}
 	if (t->dec.faults != 0 && !session_binary(s))
-		return;		/* refused at the end anyway */
+		return; /* refused at the end anyway */
 	smtp_msghdr_feed(&t->hdr, data, len);
 	if (t->write_errno == 0 && spool_msg_write(t->msg, data, len) < 0)
 		t->write_errno = errno != 0 ? errno : EIO;
@@ -557,13 +555,13 @@ session_committed(void *arg, const char *id, int error)
 		s->conn.messages++;
 		log_escape(sender, sizeof sender, env->sender,
 			   strlen(env->sender));
-		log_escape(mid, sizeof mid, env->message_id ? env->message_id : "",
+		log_escape(mid, sizeof mid,
+			   env->message_id ? env->message_id : "",
 			   env->message_id ? strlen(env->message_id) : 0);
 		log_info("%s: received from=<%s> nrcpt=%zu size=%" PRIu64
 			 " message_id=%s client=%s session=%s tls=%s%s",
-			 id, sender, env->n_rcpts, env->size, mid,
-			 s->conn.addr, s->id,
-			 session_tls_text(s, tls, sizeof tls),
+			 id, sender, env->n_rcpts, env->size, mid, s->conn.addr,
+			 s->id, session_tls_text(s, tls, sizeof tls),
 			 s->gone ? " client_gone=yes" : "");
 	} else {
 		log_warn("%s: queue commit of %s failed: %s", s->id, id,
@@ -593,7 +591,7 @@ session_committed(void *arg, const char *id, int error)
 	}
 	io_resume_input(s->io);
 	session_arm_command(s);
-	session_process(s);	/* commands already waiting (pipelining) */
+	session_process(s); /* commands already waiting (pipelining) */
 }
 
 /* ------------------------------------------------------------ commands */
@@ -678,7 +676,7 @@ check_mail(struct smtpd_session *s, const struct smtp_command *cmd,
 	if (smtp_mail_parse(cmd->args, cmd->args_len, true, &a->mail, err) < 0)
 		return false;
 	if (max > 0 && a->mail.has_size && a->mail.size > max) {
-		*err = r_size_limit;	/* RFC 1870 6.1 */
+		*err = r_size_limit; /* RFC 1870 6.1 */
 		return false;
 	}
 	a->wire[0] = '\0';
@@ -774,8 +772,8 @@ proceed_rcpt(struct smtpd_session *s, const struct smtp_command *cmd,
 {
 	(void)cmd;
 	if (envelope_add_rcpt(&s->txn.env, a->wire, a->rcpt.notify,
-			      a->rcpt.orcpt[0] != '\0' ? a->rcpt.orcpt :
-							 NULL) < 0) {
+			      a->rcpt.orcpt[0] != '\0' ? a->rcpt.orcpt : NULL) <
+	    0) {
 		session_reply_r(s, &r_resources);
 		return;
 	}
@@ -795,7 +793,7 @@ check_data(struct smtpd_session *s, const struct smtp_command *cmd,
 	else if (s->txn.bdat)
 		*err = r_after_bdat;
 	else if (session_binary(s))
-		*err = r_binarymime_data;	/* RFC 3030 3 */
+		*err = r_binarymime_data; /* RFC 3030 3 */
 	else
 		return true;
 	return false;
@@ -839,7 +837,8 @@ session_bdat_parse(const struct smtp_command *cmd, struct session_args *a)
 	size_t i = 0;
 	uint64_t v = 0;
 
-	while (i < cmd->args_len && cmd->args[i] >= '0' && cmd->args[i] <= '9') {
+	while (i < cmd->args_len && cmd->args[i] >= '0' &&
+	       cmd->args[i] <= '9') {
 		unsigned d = (unsigned)(cmd->args[i] - '0');
 		if (v > (UINT64_MAX - d) / 10)
 			return false;
@@ -856,7 +855,8 @@ session_bdat_parse(const struct smtp_command *cmd, struct session_args *a)
 		return false;
 	while (i < cmd->args_len && cmd->args[i] == ' ')
 		i++;
-	if (cmd->args_len - i == 4 && strncasecmp(cmd->args + i, "LAST", 4) == 0) {
+	if (cmd->args_len - i == 4 &&
+	    strncasecmp(cmd->args + i, "LAST", 4) == 0) {
 		a->bdat_last = true;
 		return true;
 	}
@@ -916,7 +916,7 @@ proceed_rset(struct smtpd_session *s, const struct smtp_command *cmd,
 {
 	(void)cmd;
 	(void)a;
-	session_txn_reset(s);	/* the EHLO stays (case C06) */
+	session_txn_reset(s); /* the EHLO stays (case C06) */
 	session_reply(s, 250, "2.0.0", "Ok");
 }
 
@@ -961,7 +961,8 @@ proceed_vrfy(struct smtpd_session *s, const struct smtp_command *cmd,
 	(void)a;
 	/* RFC 5321 3.5.3: no verification, no refusal either. */
 	session_reply(s, 252, "2.5.0",
-		      "Cannot VRFY user, but will accept message and attempt delivery");
+		      "Cannot VRFY user, but will accept message and attempt "
+		      "delivery");
 }
 
 static bool
@@ -1010,7 +1011,7 @@ check_starttls(struct smtpd_session *s, const struct smtp_command *cmd,
 	(void)cmd;
 	(void)a;
 	if (s->conn.tls)
-		*err = r_tls_active;		/* case C06 */
+		*err = r_tls_active; /* case C06 */
 	else if (!session_tls_offered(s))
 		*err = r_no_starttls;
 	else if (s->conn.greeted != GREET_EHLO)
@@ -1037,29 +1038,30 @@ proceed_starttls(struct smtpd_session *s, const struct smtp_command *cmd,
 	}
 	if (io_discarded(s->io) > 0)
 		log_info("%s: discarded=%zu bytes of plaintext after STARTTLS "
-			 "client=%s", s->id, io_discarded(s->io), s->conn.addr);
+			 "client=%s",
+			 s->id, io_discarded(s->io), s->conn.addr);
 	memset(&s->lr, 0, sizeof s->lr);
 	session_enter(s, S_STARTTLS);
-	session_arm_command(s);	/* the handshake has the command timeout */
+	session_arm_command(s); /* the handshake has the command timeout */
 }
 
 static const struct session_cmd session_cmds[] = {
-	{ SMTP_VERB_EHLO, "EHLO", 0, check_helo, proceed_ehlo },
-	{ SMTP_VERB_HELO, "HELO", 0, check_helo, proceed_helo },
-	{ SMTP_VERB_MAIL, "MAIL", CMD_HELO | CMD_TLS, check_mail, proceed_mail },
-	{ SMTP_VERB_RCPT, "RCPT", CMD_HELO | CMD_TLS, check_rcpt, proceed_rcpt },
-	{ SMTP_VERB_DATA, "DATA", CMD_HELO | CMD_TLS | CMD_NOARGS, check_data,
-	  proceed_data },
-	{ SMTP_VERB_BDAT, "BDAT", CMD_HELO | CMD_TLS, check_bdat, proceed_bdat },
-	{ SMTP_VERB_RSET, "RSET", CMD_NOARGS, NULL, proceed_rset },
-	{ SMTP_VERB_NOOP, "NOOP", 0, NULL, proceed_noop },
-	{ SMTP_VERB_QUIT, "QUIT", CMD_NOARGS, NULL, proceed_quit },
-	{ SMTP_VERB_VRFY, "VRFY", 0, check_vrfy, proceed_vrfy },
-	{ SMTP_VERB_EXPN, "EXPN", 0, check_expn, NULL },
-	{ SMTP_VERB_HELP, "HELP", 0, NULL, proceed_help },
-	{ SMTP_VERB_STARTTLS, "STARTTLS", CMD_NOARGS, check_starttls,
-	  proceed_starttls },
-	{ SMTP_VERB_AUTH, "AUTH", 0, check_auth, NULL },
+	{SMTP_VERB_EHLO, "EHLO", 0, check_helo, proceed_ehlo},
+	{SMTP_VERB_HELO, "HELO", 0, check_helo, proceed_helo},
+	{SMTP_VERB_MAIL, "MAIL", CMD_HELO | CMD_TLS, check_mail, proceed_mail},
+	{SMTP_VERB_RCPT, "RCPT", CMD_HELO | CMD_TLS, check_rcpt, proceed_rcpt},
+	{SMTP_VERB_DATA, "DATA", CMD_HELO | CMD_TLS | CMD_NOARGS, check_data,
+	 proceed_data},
+	{SMTP_VERB_BDAT, "BDAT", CMD_HELO | CMD_TLS, check_bdat, proceed_bdat},
+	{SMTP_VERB_RSET, "RSET", CMD_NOARGS, NULL, proceed_rset},
+	{SMTP_VERB_NOOP, "NOOP", 0, NULL, proceed_noop},
+	{SMTP_VERB_QUIT, "QUIT", CMD_NOARGS, NULL, proceed_quit},
+	{SMTP_VERB_VRFY, "VRFY", 0, check_vrfy, proceed_vrfy},
+	{SMTP_VERB_EXPN, "EXPN", 0, check_expn, NULL},
+	{SMTP_VERB_HELP, "HELP", 0, NULL, proceed_help},
+	{SMTP_VERB_STARTTLS, "STARTTLS", CMD_NOARGS, check_starttls,
+	 proceed_starttls},
+	{SMTP_VERB_AUTH, "AUTH", 0, check_auth, NULL},
 };
 
 static const struct session_cmd *
@@ -1098,8 +1100,8 @@ session_check(struct smtpd_session *s, const struct session_cmd *c,
 static bool
 session_foreign_protocol(const char *line, size_t len)
 {
-	static const char *const verbs[] = { "GET ", "POST ", "PUT ", "HEAD ",
-					     "CONNECT " };
+	static const char *const verbs[] = {"GET ", "POST ", "PUT ", "HEAD ",
+					    "CONNECT "};
 	for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
 		size_t n = strlen(verbs[i]);
 		if (len >= n && memcmp(line, verbs[i], n) == 0)
@@ -1124,9 +1126,10 @@ session_dispatch(struct smtpd_session *s, const char *line, size_t len)
 	s->verb = c != NULL ? c->name : "unknown";
 	if (c == NULL) {
 		if (session_foreign_protocol(line, len)) {
-			session_reply(s, 421, "4.7.0",
-				      "%s Not an SMTP client, closing connection",
-				      session_name(s));
+			session_reply(
+				s, 421, "4.7.0",
+				"%s Not an SMTP client, closing connection",
+				session_name(s));
 			session_close(s, "foreign protocol");
 			return;
 		}
@@ -1139,7 +1142,8 @@ session_dispatch(struct smtpd_session *s, const char *line, size_t len)
 	}
 	if (!session_check(s, c, &cmd, &a, &err)) {
 		if (c->verb == SMTP_VERB_BDAT)
-			session_chunk_start(s, &a, &err);  /* read, then refuse */
+			session_chunk_start(s, &a,
+					    &err); /* read, then refuse */
 		else
 			session_refuse(s, &err);
 		return;
@@ -1188,7 +1192,7 @@ session_step_command(struct smtpd_session *s)
 	memcpy(line, data, linelen);
 	line[linelen] = '\0';
 	io_drop(s->io, consumed);
-	session_arm_command(s);		/* the next command's deadline */
+	session_arm_command(s); /* the next command's deadline */
 	session_dispatch(s, line, linelen);
 	s->arg = NULL;
 	return true;
@@ -1230,7 +1234,8 @@ session_chunk_end(struct smtpd_session *s)
 		return;
 	}
 	if (s->txn.too_big) {
-		/* RFC 3030 4.2: the transaction failed; later chunks get 503. */
+		/* RFC 3030 4.2: the transaction failed; later chunks get 503.
+		 */
 		session_txn_reset(s);
 		session_reply_r(s, &r_size_limit);
 		return;
@@ -1331,8 +1336,8 @@ session_tls_ready(struct smtpd_session *s)
 static void
 session_timeout(struct smtpd_session *s)
 {
-	log_info("%s: timeout state=%s client=%s", s->id,
-		 state_names[s->state], s->conn.addr);
+	log_info("%s: timeout state=%s client=%s", s->id, state_names[s->state],
+		 s->conn.addr);
 	s->verb = "-";
 	s->arg = NULL;
 	session_txn_reset(s);
@@ -1363,7 +1368,7 @@ session_on_timer(evutil_socket_t fd, short what, void *arg)
 		session_timeout(s);
 		return;
 	default:
-		return;		/* not armed in the other states */
+		return; /* not armed in the other states */
 	}
 }
 
@@ -1433,8 +1438,8 @@ session_free(struct smtpd_session *s)
 	log_info("%s: disconnect client=%s:%u end=%s commands=%u messages=%u "
 		 "errors=%u seconds=%lld%s",
 		 s->id, s->conn.addr, s->conn.port,
-		 s->conn.end != NULL ? s->conn.end : "closed",
-		 s->conn.commands, s->conn.messages, s->conn.errors,
+		 s->conn.end != NULL ? s->conn.end : "closed", s->conn.commands,
+		 s->conn.messages, s->conn.errors,
 		 (long long)(time(NULL) - s->conn.started),
 		 s->commit_pending ? " commit=pending" : "");
 	if (s->ctx.slot != NULL) {
@@ -1490,6 +1495,27 @@ session_set_peer(struct smtpd_session *s, const struct sockaddr *sa,
 	}
 }
 
+/* tls = implicit: the handshake comes before the greeting. */
+static void
+session_start_implicit(struct smtpd_session *s)
+{
+	if (s->ctx.tls == NULL) {
+		log_warn(
+			"%s: listener %s has tls = implicit but no certificate "
+			"is installed; closing",
+			s->id, s->ctx.listener->name);
+		session_close(s, "no certificate");
+		return;
+	}
+	if (io_start_tls_server(s->io, s->ctx.tls) < 0) {
+		log_warn("%s: cannot start TLS: %s", s->id, io_error(s->io));
+		session_close(s, "tls error");
+		return;
+	}
+	session_enter(s, S_HANDSHAKE);
+	session_arm_command(s);
+}
+
 struct smtpd_session *
 smtpd_session_new(const struct smtpd_session_ctx *ctx, int fd,
 		  const struct sockaddr *sa, socklen_t salen,
@@ -1517,32 +1543,19 @@ smtpd_session_new(const struct smtpd_session_ctx *ctx, int fd,
 		return NULL;
 	}
 	if (s->ctx.tls != NULL)
-		SSL_CTX_up_ref(s->ctx.tls);	/* kept across reloads */
+		SSL_CTX_up_ref(s->ctx.tls); /* kept across reloads */
 	log_info("%s: connect client=%s:%u listener=%s%s", s->id, s->conn.addr,
 		 s->conn.port, ctx->listener->name,
 		 s->conn.relay_client ? " relay_client=yes" : "");
 	s->verb = "connect";
 	if (refuse != NULL) {
-		session_reply(s, 421, "4.7.0", "%s %s", session_name(s), refuse);
+		session_reply(s, 421, "4.7.0", "%s %s", session_name(s),
+			      refuse);
 		session_close(s, "refused");
 		return s;
 	}
 	if (ctx->listener->tls == CONF_LISTENER_TLS_IMPLICIT) {
-		if (s->ctx.tls == NULL) {
-			log_warn("%s: listener %s has tls = implicit but no "
-				 "certificate is installed; closing", s->id,
-				 ctx->listener->name);
-			session_close(s, "no certificate");
-			return s;
-		}
-		if (io_start_tls_server(s->io, s->ctx.tls) < 0) {
-			log_warn("%s: cannot start TLS: %s", s->id,
-				 io_error(s->io));
-			session_close(s, "tls error");
-			return s;
-		}
-		session_enter(s, S_HANDSHAKE);
-		session_arm_command(s);
+		session_start_implicit(s);
 		return s;
 	}
 	session_greeting(s);
@@ -1556,7 +1569,7 @@ smtpd_session_shutdown(struct smtpd_session *s)
 {
 	s->shutdown = true;
 	switch (s->state) {
-	case S_COMMIT:		/* the commit callback answers, then closes */
+	case S_COMMIT: /* the commit callback answers, then closes */
 	case S_CLOSING:
 		return;
 	case S_INIT:
@@ -1565,7 +1578,7 @@ smtpd_session_shutdown(struct smtpd_session *s)
 		s->conn.end = "shutdown";
 		io_pause_input(s->io);
 		session_enter(s, S_CLOSING);
-		session_arm(s, 0);	/* no reply possible mid-handshake */
+		session_arm(s, 0); /* no reply possible mid-handshake */
 		return;
 	case S_COMMAND:
 	case S_DATA:

@@ -38,8 +38,8 @@ struct smtpd_session_ctx {
 	const struct conf *conf;
 	const struct conf_listener *listener;
 	struct spool *spool;
-	SSL_CTX *tls;			/* NULL: no certificate installed */
-	struct smtpd_slot *slot;	/* handed back to smtpd_slot_closed() */
+	SSL_CTX *tls;		 /* NULL: no certificate installed */
+	struct smtpd_slot *slot; /* handed back to smtpd_slot_closed() */
 };
 
 /*

@@ -49,7 +49,7 @@ struct smtpd_listener {
 	const struct conf_listener *conf;
 	int fd;
 	struct event *ev;
-	struct event *ev_resume;	/* after EMFILE and friends */
+	struct event *ev_resume; /* after EMFILE and friends */
 	bool paused;
 	unsigned sessions;
 	struct ip_count *ips[IP_BUCKETS];
@@ -59,7 +59,7 @@ struct smtpd_slot {
 	struct smtpd_slot *prev;
 	struct smtpd_slot *next;
 	struct smtpd_listener *listener;
-	struct ip_count *ip;		/* NULL: not counted (refused) */
+	struct ip_count *ip; /* NULL: not counted (refused) */
 	struct smtpd_session *session;
 };
 
@@ -71,7 +71,7 @@ struct smtpd {
 	struct smtpd_listener *listeners;
 	size_t n_listeners;
 	struct smtpd_slot *slots;
-	size_t n_sessions;		/* counted and refused alike */
+	size_t n_sessions; /* counted and refused alike */
 	bool stopping;
 	void (*done)(void *arg);
 	void *done_arg;
@@ -86,11 +86,15 @@ ip_key(const struct sockaddr *sa, int *family, uint8_t addr[16])
 	memset(addr, 0, 16);
 	*family = sa->sa_family;
 	if (sa->sa_family == AF_INET6)
-		memcpy(addr, &((const struct sockaddr_in6 *)(const void *)sa)
-				      ->sin6_addr, 16);
+		memcpy(addr,
+		       &((const struct sockaddr_in6 *)(const void *)sa)
+				->sin6_addr,
+		       16);
 	else if (sa->sa_family == AF_INET)
-		memcpy(addr, &((const struct sockaddr_in *)(const void *)sa)
-				      ->sin_addr, 4);
+		memcpy(addr,
+		       &((const struct sockaddr_in *)(const void *)sa)
+				->sin_addr,
+		       4);
 }
 
 static size_t
@@ -192,7 +196,7 @@ smtpd_slot_closed(struct smtpd_slot *slot)
 static void
 listener_pause(struct smtpd_listener *l, int error)
 {
-	struct timeval tv = { ACCEPT_PAUSE_S, 0 };
+	struct timeval tv = {ACCEPT_PAUSE_S, 0};
 
 	if (l->paused)
 		return;
@@ -236,7 +240,8 @@ sockaddr_text(const struct sockaddr *sa, char *buf, size_t len)
 		a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
 	else if (sa->sa_family == AF_INET)
 		a = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
-	if (a == NULL || inet_ntop(sa->sa_family, a, buf, (socklen_t)len) == NULL)
+	if (a == NULL ||
+	    inet_ntop(sa->sa_family, a, buf, (socklen_t)len) == NULL)
 		snprintf(buf, len, "unknown");
 }
 
@@ -344,14 +349,16 @@ listener_bind(struct smtpd_listener *l, char *err, size_t errlen)
 			SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 	if (fd < 0) {
-		snprintf(err, errlen, "listener %s: cannot make a socket for %s: %s",
+		snprintf(err, errlen,
+			 "listener %s: cannot make a socket for %s: %s",
 			 c->name, c->address, strerror(errno));
 		return -1;
 	}
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
 	    (c->sa.ss_family == AF_INET6 &&
 	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)) {
-		snprintf(err, errlen, "listener %s: cannot set socket options for %s: %s",
+		snprintf(err, errlen,
+			 "listener %s: cannot set socket options for %s: %s",
 			 c->name, c->address, strerror(errno));
 		close(fd);
 		return -1;
@@ -392,19 +399,23 @@ smtpd_warn_tls(const struct smtpd *server)
 	for (size_t i = 0; i < server->n_listeners; i++) {
 		const struct conf_listener *c = server->listeners[i].conf;
 		if (c->tls == CONF_LISTENER_TLS_REQUIRE)
-			log_warn("listener %s: tls = require but no certificate "
-				 "is installed: every MAIL gets 530 until one is",
-				 c->name);
+			log_warn(
+				"listener %s: tls = require but no certificate "
+				"is installed: every MAIL gets 530 until one "
+				"is",
+				c->name);
 		else if (c->tls == CONF_LISTENER_TLS_IMPLICIT)
-			log_warn("listener %s: tls = implicit but no certificate "
-				 "is installed: connections are closed until one is",
+			log_warn("listener %s: tls = implicit but no "
+				 "certificate "
+				 "is installed: connections are closed until "
+				 "one is",
 				 c->name);
 	}
 }
 
 struct smtpd *
-smtpd_new(struct event_base *base, const struct conf *conf,
-	  struct spool *spool, SSL_CTX *tls, char *err, size_t errlen)
+smtpd_new(struct event_base *base, const struct conf *conf, struct spool *spool,
+	  SSL_CTX *tls, char *err, size_t errlen)
 {
 	struct smtpd *server = calloc(1, sizeof *server);
 
@@ -416,9 +427,10 @@ smtpd_new(struct event_base *base, const struct conf *conf,
 	server->conf = conf;
 	server->spool = spool;
 	server->ev_done = event_new(base, -1, 0, smtpd_done_cb, server);
-	server->listeners = calloc(conf->n_listeners, sizeof *server->listeners);
-	if (server->ev_done == NULL || (server->listeners == NULL &&
-					conf->n_listeners > 0)) {
+	server->listeners =
+		calloc(conf->n_listeners, sizeof *server->listeners);
+	if (server->ev_done == NULL ||
+	    (server->listeners == NULL && conf->n_listeners > 0)) {
 		snprintf(err, errlen, "out of memory");
 		smtpd_free(server);
 		return NULL;
@@ -495,7 +507,7 @@ smtpd_free(struct smtpd *server)
 	if (server == NULL)
 		return;
 	while (server->slots != NULL)
-		smtpd_session_kill(server->slots->session);	/* unlinks it */
+		smtpd_session_kill(server->slots->session); /* unlinks it */
 	for (size_t i = 0; i < server->n_listeners; i++) {
 		struct smtpd_listener *l = &server->listeners[i];
 		listener_close(l);

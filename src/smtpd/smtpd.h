@@ -48,8 +48,7 @@ struct smtpd *smtpd_new(struct event_base *base, const struct conf *conf,
 void smtpd_set_tls(struct smtpd *server, SSL_CTX *tls);
 SSL_CTX *smtpd_tls(const struct smtpd *server);
 size_t smtpd_sessions(const struct smtpd *server);
-void smtpd_shutdown(struct smtpd *server, void (*done)(void *arg),
-		    void *arg);
+void smtpd_shutdown(struct smtpd *server, void (*done)(void *arg), void *arg);
 void smtpd_free(struct smtpd *server);
 
 #endif
