@@ -552,6 +552,8 @@ session_committed(void *arg, const char *id, int error)
 	s->commit_pending = false;
 	if (error == 0) {
 		tracking_received(env);
+		if (s->ctx.queued != NULL)
+			s->ctx.queued(s->ctx.queued_arg, env);
 		s->conn.messages++;
 		log_escape(sender, sizeof sender, env->sender,
 			   strlen(env->sender));

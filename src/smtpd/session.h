@@ -31,6 +31,10 @@ struct spool;
 struct smtpd;
 struct smtpd_slot;
 struct smtpd_session;
+struct envelope;
+
+/* Told of every message the queue took (after its 250 was decided). */
+typedef void smtpd_queued_cb(void *arg, const struct envelope *env);
 
 /* What a session needs from the server that accepted it. */
 struct smtpd_session_ctx {
@@ -40,6 +44,8 @@ struct smtpd_session_ctx {
 	struct spool *spool;
 	SSL_CTX *tls;		 /* NULL: no certificate installed */
 	struct smtpd_slot *slot; /* handed back to smtpd_slot_closed() */
+	smtpd_queued_cb *queued; /* or NULL */
+	void *queued_arg;
 };
 
 /*

@@ -76,6 +76,8 @@ struct smtpd {
 	void (*done)(void *arg);
 	void *done_arg;
 	struct event *ev_done;
+	smtpd_queued_cb *queued;
+	void *queued_arg;
 };
 
 /* ------------------------------------------------------ address counts */
@@ -288,6 +290,8 @@ listener_take(struct smtpd_listener *l, int fd, const struct sockaddr *sa,
 		.spool = server->spool,
 		.tls = server->tls,
 		.slot = slot,
+		.queued = server->queued,
+		.queued_arg = server->queued_arg,
 	};
 	slot->session = smtpd_session_new(&ctx, fd, sa, salen, refuse);
 	if (slot->session == NULL) {
@@ -528,4 +532,11 @@ smtpd_free(struct smtpd *server)
 		event_free(server->ev_done);
 	SSL_CTX_free(server->tls);
 	free(server);
+}
+
+void
+smtpd_set_queued(struct smtpd *server, smtpd_queued_cb *cb, void *arg)
+{
+	server->queued = cb;
+	server->queued_arg = arg;
 }

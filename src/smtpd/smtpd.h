@@ -17,6 +17,9 @@
  *                     250 first; done() runs on the loop once no session
  *                     is left.
  *   smtpd_free()      close the listeners and every session at once.
+ *   smtpd_set_queued()  a function told of every message committed to the
+ *                     queue (the delivery scheduler, or the sink), called
+ *                     on the loop right after the commit succeeded.
  *
  * Limits per listener: max_sessions in total and max_sessions_per_ip from
  * one client address; a connection over either gets "421 4.7.0" and is
@@ -31,6 +34,7 @@
 #include <openssl/ssl.h>
 
 #include "conf/conf.h"
+#include "smtpd/session.h"
 
 struct event_base;
 struct spool;
@@ -50,5 +54,6 @@ SSL_CTX *smtpd_tls(const struct smtpd *server);
 size_t smtpd_sessions(const struct smtpd *server);
 void smtpd_shutdown(struct smtpd *server, void (*done)(void *arg), void *arg);
 void smtpd_free(struct smtpd *server);
+void smtpd_set_queued(struct smtpd *server, smtpd_queued_cb *cb, void *arg);
 
 #endif
