@@ -13,6 +13,8 @@
 #ifndef BH_CLI_CLI_H
 #define BH_CLI_CLI_H
 
+#include <stdbool.h>
+
 #include "conf/conf.h"
 
 #define CLI_OK 0
@@ -30,5 +32,9 @@ int cli_serve(int argc, char **argv);
 int cli_config(int argc, char **argv);
 int cli_cert(int argc, char **argv);
 int cli_queue(int argc, char **argv);
+int cli_connector(int argc, char **argv);
+int cli_sink(int argc, char **argv);
+/* bridgehead connector test NAME: probe every next hop of a connector. */
+int cli_connector_test(const struct conf *conf, const char *name, bool json);
 
 #endif
