@@ -20,8 +20,6 @@ static const struct command commands[] = {
 	{ "config", cli_config, "check and print the configuration" },
 	{ "cert", cli_cert, "make, install and show the server certificate" },
 	{ "queue", cli_queue, "list, show, flush and delete queued messages" },
-	{ "connector", cli_connector, "add, change, list, test and remove connectors" },
-	{ "sink", cli_sink, "a test smart host that stores what it receives" },
 };
 
 static void
