@@ -14,7 +14,8 @@
 # certificate: ec:p256 (default), ec:p384, rsa:2048, rsa:4096.
 #
 # Everything lives under bench/build/postfix/ (or $BENCH_BUILD/postfix):
-# conf/ (main.cf, master.cf), queue/, data/, tls/, log/maillog.  The
+# conf/ (main.cf, master.cf), queue/, data/, tls/, log/maillog; the queue
+# may be elsewhere ($PF_QUEUE, e.g. on the file system run.py makes).  The
 # system's Postfix (/etc/postfix, /var/spool/postfix) is never touched or
 # started: every command names this instance with -c.
 #
@@ -44,6 +45,15 @@ PF=$BUILD/postfix
 CONF=$PF/conf
 PF_PORT=${PF_PORT:-27026}
 PF_NODELIVERY=${PF_NODELIVERY:-dead-host}
+# The queue: $PF_QUEUE when given (setup writes it into main.cf), else the
+# one main.cf names, else $PF/queue.
+if [ -n "${PF_QUEUE:-}" ]; then
+	PFQ=$PF_QUEUE
+elif [ -f "$CONF/main.cf" ]; then
+	PFQ=$(postconf -c "$CONF" -h queue_directory 2>/dev/null || echo "$PF/queue")
+else
+	PFQ=$PF/queue
+fi
 
 die() { echo "postfix-instance: $*" >&2; exit 1; }
 
@@ -117,7 +127,7 @@ write_main_cf() {
 # bench/postfix-instance.sh; edits are overwritten by "setup").
 compatibility_level = 3.6
 config_directory = $CONF
-queue_directory = $PF/queue
+queue_directory = $PFQ
 data_directory = $PF/data
 command_directory = /usr/sbin
 daemon_directory = /usr/lib/postfix/sbin
@@ -212,14 +222,14 @@ cmd_setup() {
 	need_root
 	keytype=${1:-ec:p256}
 	if running; then cmd_stop; fi
-	mkdir -p "$CONF" "$PF/queue" "$PF/data" "$PF/log"
+	mkdir -p "$CONF" "$PFQ" "$PF/data" "$PF/log"
 	write_main_cf
 	write_master_cf
 	if [ ! -f "$PF/tls/cert.pem" ] || [ "$(cat "$PF/tls/keytype" 2>/dev/null)" != "$keytype" ]; then
 		make_cert "$keytype"
 	fi
-	chown root:root "$PF/queue"
-	chmod 755 "$PF/queue"
+	chown root:root "$PFQ"
+	chmod 755 "$PFQ"
 	chown postfix "$PF/data"
 	chmod 700 "$PF/data"
 	# Creates the queue's subdirectories with their owners and modes.
@@ -229,7 +239,7 @@ cmd_setup() {
 }
 
 master_pid() {
-	f=$PF/queue/pid/master.pid
+	f=$PFQ/pid/master.pid
 	[ -f "$f" ] || return 1
 	pid=$(tr -d ' \n' <"$f")
 	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
@@ -255,9 +265,11 @@ cmd_start() {
 	done
 }
 
+# What "postfix stop" does (SIGTERM to the master, which ends its
+# children), without its one-second polling steps.
 cmd_stop() {
 	pid=$(master_pid) || return 0
-	postfix -c "$CONF" stop >/dev/null 2>&1 || kill "$pid" 2>/dev/null || true
+	kill -TERM "$pid" 2>/dev/null || true
 	i=0
 	while kill -0 "$pid" 2>/dev/null; do
 		i=$((i + 1))
@@ -297,12 +309,12 @@ cmd_set_aside() {
 	! running || die "set-aside needs the instance stopped"
 	mkdir -p "$1"
 	for d in $MSG_DIRS; do
-		if [ -d "$PF/queue/$d" ]; then
-			mv "$PF/queue/$d" "$1/$d"
+		if [ -d "$PFQ/$d" ]; then
+			mv "$PFQ/$d" "$1/$d"
 		fi
-		mkdir "$PF/queue/$d"
-		chown postfix:root "$PF/queue/$d"
-		chmod 700 "$PF/queue/$d"
+		mkdir "$PFQ/$d"
+		chown postfix:root "$PFQ/$d"
+		chmod 700 "$PFQ/$d"
 	done
 }
 

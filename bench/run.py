@@ -45,9 +45,6 @@ BIN = os.path.join(BUILD, "bin")
 LOADGEN = os.path.join(BIN, "loadgen")
 SINK = os.path.join(BIN, "sink")
 PF_SCRIPT = os.path.join(HERE, "postfix-instance.sh")
-# Used queues are moved here between rounds and deleted after the last
-# measurement (see Trash).
-TRASH = os.path.join(BUILD, "trash")
 
 BH_PORT = int(os.environ.get("BH_PORT", "27025"))
 PF_PORT = int(os.environ.get("PF_PORT", "27026"))
@@ -136,19 +133,28 @@ def machine_ticks():
     return total - idle, total
 
 
-def wait_quiet(limit, threshold=0.15):
-    """Wait (at most `limit` s) until the machine is nearly idle: other
-    work on it would be measured as the relays' slowness.  Returns the
-    busy fraction of the last second."""
+def settle_before(root, limit, threshold=0.15, step=0.5):
+    """Before a measurement: wait until the relay has finished starting
+    (its tree used no CPU for `step` s) and the machine is nearly idle --
+    other work would be measured as the relay's slowness -- at most
+    `limit` s for the latter.  Returns the machine's busy fraction."""
     deadline = time.monotonic() + limit
+    hard = time.monotonic() + limit + 10
+    cpu = tree_cpu_ticks(root)
     while True:
         b0, t0 = machine_ticks()
-        time.sleep(1.0)
+        time.sleep(step)
         b1, t1 = machine_ticks()
+        now = tree_cpu_ticks(root)
         busy = (b1 - b0) / max(1, t1 - t0)
-        if busy < threshold or time.monotonic() >= deadline:
+        relay_idle = now - cpu <= 1
+        cpu = now
+        if relay_idle and (busy < threshold or time.monotonic() >= deadline):
             return busy
-        log("  machine busy (%.0f%%), waiting" % (busy * 100))
+        if time.monotonic() >= hard:
+            return busy
+        if relay_idle:
+            log("  machine busy (%.0f%%), waiting" % (busy * 100))
 
 
 def children_cpu_ms():
@@ -188,41 +194,135 @@ def run(cmd, **kw):
 
 # ------------------------------------------------------------- relays
 
-class Trash:
-    """Where emptied queues go until nothing is measured any more.
+class QueueFS:
+    """The file system both relays keep their queues on, and its trash.
 
-    Deleting tens of thousands of queue files between rounds would make the
-    next round's file creations expensive on some file systems: ext4
-    without a journal will not reuse an inode freed in the last 60 s (360 s
-    while its inode-table block is dirty) and reads the inode table to skip
-    each one -- measured here at ~95 us of CPU per create instead of ~12.
-    That cost would land on whichever relay runs next.  A rename is cheap.
+    "loop" (the default): a fresh ext4, made for this run with mkfs.ext4's
+    defaults (so with a journal, like a real server's /var), on a loop
+    device over a sparse file in bench/build/, with direct I/O so the
+    host's page cache is not in the way.  Both relays start from the same
+    empty file system, and what other programs do to the host's file
+    system does not change the cost of creating files here.
+
+    "host": bench/build/ itself.  Here that is ext4 without a journal,
+    where inode allocation skips (and reads from the inode table) every
+    inode freed in the last 60 s, 360 s while its inode-table block is
+    dirty: measured at ~95 us of CPU per file created after 20,000
+    deletions instead of ~10.  Whoever deletes files there shortly before
+    a run -- this benchmark's last run too -- slows down its file creation.
+
+    Either way, queues are never deleted between runs: a used queue is
+    renamed into the trash (same file system, one rename) and the trash
+    goes when the whole run is over.
     """
-    seq = 0
+    IMAGE_SIZE = 8 << 30        # sparse; a full default run writes ~2 GiB
+    HOST_COOLDOWN_S = 370
 
-    @classmethod
-    def new_slot(cls, what):
-        cls.seq += 1
-        os.makedirs(TRASH, exist_ok=True)
-        return os.path.join(TRASH, "%s-%d" % (what, cls.seq))
+    def __init__(self, kind):
+        self.kind = kind
+        self.image = os.path.join(BUILD, "queuefs.img")
+        self.mnt = os.path.join(BUILD, "queuefs")
+        self.stamp = os.path.join(BUILD, "trash-emptied-at")
+        self.root = None
+        self.seq = 0
 
-    @staticmethod
-    def empty():
-        if os.path.isdir(TRASH):
-            shutil.rmtree(TRASH, ignore_errors=True)
+    def setup(self):
+        self.teardown()
+        if self.kind == "host":
+            self.root = os.path.join(BUILD, "queues")
+            os.makedirs(self.root, exist_ok=True)
+            self._cooldown()
+            return
+        os.makedirs(self.mnt, exist_ok=True)
+        with open(self.image, "wb") as f:
+            f.truncate(self.IMAGE_SIZE)
+        steps = [
+            ["mkfs.ext4", "-q", "-F", "-L", "bhbench", "-i", "16384",
+             "-E", "lazy_itable_init=0,lazy_journal_init=0", self.image],
+            ["mount", "-o", "loop", self.image, self.mnt],
+        ]
+        for cmd in steps:
+            r = run(cmd)
+            if r.returncode != 0:
+                self.teardown()
+                raise BenchError("%s failed: %s (run.py --fs host uses "
+                                 "bench/build/ directly)" %
+                                 (cmd[0], (r.stderr or r.stdout).strip()))
+        # Direct I/O on the loop device, when the kernel allows it.
+        dev = self._loop_devices()
+        for d in dev:
+            run(["losetup", "--direct-io=on", d])
+        self.root = self.mnt
+
+    def describe(self):
+        if self.kind == "host":
+            fs = run(["findmnt", "-no", "FSTYPE", "--target", self.root]).stdout
+            return "queues on the host's %s (bench/build)" % fs.strip()
+        return "queues on a fresh journaled ext4 (loop device)"
+
+    def _loop_devices(self):
+        r = run(["losetup", "-n", "-O", "NAME", "-j", self.image])
+        return r.stdout.split() if r.returncode == 0 else []
+
+    def teardown(self):
+        if os.path.ismount(self.mnt):
+            r = run(["umount", self.mnt])
+            if r.returncode != 0:
+                raise BenchError("cannot unmount %s: %s" %
+                                 (self.mnt, r.stderr.strip()))
+        for d in self._loop_devices():
+            run(["losetup", "-d", d])
+        if os.path.exists(self.image):
+            os.unlink(self.image)
+        if self.kind == "host" and self.root:
+            self.empty_trash()
+
+    def trash_slot(self, what):
+        self.seq += 1
+        trash = os.path.join(self.root, "trash")
+        os.makedirs(trash, exist_ok=True)
+        return os.path.join(trash, "%s-%d" % (what, self.seq))
+
+    def move_to_trash(self, path, what):
+        if os.path.lexists(path):
+            os.rename(path, self.trash_slot(what))
+
+    def empty_trash(self):
+        trash = os.path.join(self.root, "trash")
+        if os.path.isdir(trash):
+            shutil.rmtree(trash, ignore_errors=True)
+            with open(self.stamp, "w") as f:
+                f.write("%f\n" % time.time())
+
+    def _cooldown(self):
+        """On the host file system: wait until the last run's deletions
+        are old enough not to slow file creation (see above)."""
+        try:
+            with open(self.stamp) as f:
+                age = time.time() - float(f.read().strip())
+        except (OSError, ValueError):
+            return
+        if 0 <= age < self.HOST_COOLDOWN_S:
+            wait = self.HOST_COOLDOWN_S - age
+            log("waiting %.0f s: the last run deleted its queues %.0f s ago, "
+                "and freshly freed inodes make file creation slow here" %
+                (wait, age))
+            time.sleep(wait)
 
 
 class Postfix:
     name = "postfix"
     port = PF_PORT
 
-    def __init__(self, keytype, nodelivery):
+    def __init__(self, keytype, nodelivery, qfs):
         self.keytype = keytype
         self.nodelivery = nodelivery
+        self.qfs = qfs
+        self.queue = os.path.join(qfs.root, "postfix-queue")
 
     def _script(self, *args):
         env = dict(os.environ, PF_PORT=str(PF_PORT), BENCH_BUILD=BUILD,
-                   PF_NODELIVERY=self.nodelivery)
+                   PF_NODELIVERY=self.nodelivery, PF_QUEUE=self.queue)
         r = run(["bash", PF_SCRIPT] + list(args), env=env)
         if r.returncode != 0:
             raise BenchError("postfix-instance.sh %s failed: %s" %
@@ -234,7 +334,7 @@ class Postfix:
 
     def fresh_start(self):
         self._script("stop")
-        self._script("set-aside", Trash.new_slot("postfix"))
+        self._script("set-aside", self.qfs.trash_slot("postfix"))
         self._truncate_log()
         self._script("start")
         return int(self._script("pid"))
@@ -244,10 +344,10 @@ class Postfix:
 
     def cleanup(self):
         self._script("stop")
-        self._script("flush")
+        self._script("set-aside", self.qfs.trash_slot("postfix"))
 
     def queued(self):
-        qdir = os.path.join(BUILD, "postfix", "queue")
+        qdir = self.queue
         n = 0
         for sub in ("incoming", "active", "deferred", "hold"):
             for _, _, files in os.walk(os.path.join(qdir, sub)):
@@ -264,11 +364,12 @@ class Bridgehead:
     name = "bridgehead"
     port = BH_PORT
 
-    def __init__(self, binary, user):
+    def __init__(self, binary, user, qfs):
         self.bin = os.path.abspath(binary)
+        self.qfs = qfs
         self.dir = os.path.join(BUILD, "bridgehead")
         self.conf = os.path.join(self.dir, "bridgehead.conf")
-        self.state = os.path.join(self.dir, "state")
+        self.state = os.path.join(qfs.root, "bridgehead-state")
         self.user = user
         self.proc = None
         self.logf = None
@@ -283,6 +384,7 @@ class Bridgehead:
 
     def setup(self):
         os.makedirs(self.state, exist_ok=True)
+        os.makedirs(self.dir, exist_ok=True)
         with open(self.conf, "w") as f:
             f.write(BH_CONF % {"state": self.state, "port": BH_PORT,
                                "user": self.user})
@@ -320,9 +422,7 @@ class Bridgehead:
 
     def fresh_start(self):
         self.stop()
-        qdir = os.path.join(self.state, "queue")
-        if os.path.isdir(qdir):
-            os.rename(qdir, Trash.new_slot("bridgehead"))
+        self.qfs.move_to_trash(os.path.join(self.state, "queue"), "bridgehead")
         for sub in ("log",):
             d = os.path.join(self.state, sub)
             if os.path.isdir(d):
@@ -358,17 +458,7 @@ class Bridgehead:
 
     def cleanup(self):
         self.stop()
-        self._empty_queue()
-
-    def _empty_queue(self):
-        qdir = os.path.join(self.state, "queue")
-        if os.path.isdir(qdir):
-            for entry in os.listdir(qdir):
-                p = os.path.join(qdir, entry)
-                if os.path.isdir(p) and not os.path.islink(p):
-                    shutil.rmtree(p)
-                else:
-                    os.unlink(p)
+        self.qfs.move_to_trash(os.path.join(self.state, "queue"), "bridgehead")
 
     def attempts_delivery(self):
         """Does this build try to deliver what it queued?  One message in,
@@ -477,9 +567,7 @@ def loadgen_args(sc, port, seconds, warmup):
 def measure(relay, sc, seconds, warmup, quiet_wait):
     """One run of one scenario against one relay, from a fresh start."""
     root = relay.fresh_start()
-    time.sleep(0.3)
-    wait_idle(root, settle=0.2, limit=5)
-    busy_before = wait_quiet(quiet_wait)
+    busy_before = settle_before(root, quiet_wait)
     cpu0 = tree_cpu_ticks(root)
     peak = tree_pss_kib(root)
     m0 = machine_ticks()
@@ -493,7 +581,7 @@ def measure(relay, sc, seconds, warmup, quiet_wait):
         time.sleep(0.5)
     out, err = lg.communicate()
     lg_ms = children_cpu_ms() - lg0
-    wait_idle(root)
+    wait_idle(root, settle=0.3)
     cpu1 = tree_cpu_ticks(root)
     m1 = machine_ticks()
     wall = time.monotonic() - t0
@@ -626,7 +714,7 @@ def machine():
     return {"date": datetime.datetime.now(datetime.timezone.utc)
             .strftime("%a %b %d %H:%M:%S UTC %Y"),
             "nproc": os.cpu_count(), "cpu": model,
-            "kernel": platform.release(), "filesystem": fs}
+            "kernel": platform.release(), "host_filesystem": fs}
 
 
 def keytype_of(cert):
@@ -655,9 +743,9 @@ def parse_args():
                     help="measured seconds per run of the main scenario (10)")
     ap.add_argument("--other-rounds", type=int, default=3,
                     help="rounds of the other scenarios (3)")
-    ap.add_argument("--other-duration", type=float, default=4,
+    ap.add_argument("--other-duration", type=float, default=3,
                     help="measured seconds per run of the others and of "
-                    "the sink (4)")
+                    "the sink (3)")
     ap.add_argument("--warmup", type=float, default=1,
                     help="unmeasured seconds before each run (1)")
     ap.add_argument("--only", action="append", metavar="SCENARIO",
@@ -671,6 +759,10 @@ def parse_args():
                     help="how Postfix keeps mail from leaving (auto: "
                     "dead-host when bridgehead attempts delivery of what it "
                     "queued, like Postfix would; hold when it does not)")
+    ap.add_argument("--fs", choices=["loop", "host"], default="loop",
+                    help="where the queues live: a fresh journaled ext4 on "
+                    "a loop device (loop, the default) or bench/build/ on "
+                    "the host's file system (host)")
     ap.add_argument("--user", default=os.environ.get("BH_USER", "root"),
                     help="[server] user of the bridgehead instance (root)")
     a = ap.parse_args()
@@ -694,14 +786,20 @@ def main():
     if not scenarios:
         raise BenchError("no scenario matches --only")
 
-    if os.path.isdir(TRASH):
-        log("removing queues left by an interrupted run")
-        Trash.empty()
+    qfs = QueueFS(a.fs)
+    qfs.setup()
+    try:
+        return measure_all(a, scenarios, qfs)
+    finally:
+        qfs.teardown()
+
+
+def measure_all(a, scenarios, qfs):
     keytype = "ec:p256"
     relays = []
     bh = None
     if not a.no_bridgehead:
-        bh = Bridgehead(a.bridgehead, a.user)
+        bh = Bridgehead(a.bridgehead, a.user, qfs)
         bh.setup()
         cert = bh.cert_path()
         if cert:
@@ -713,7 +811,7 @@ def main():
         mode = "dead-host" if delivers else "hold"
         log("bridgehead %s queued mail: Postfix runs with delivery off by %s"
             % ("tries to deliver" if delivers else "does not deliver", mode))
-    pf = Postfix(keytype, mode)
+    pf = Postfix(keytype, mode, qfs)
     log("setting up Postfix (certificate %s, like bridgehead's)" % keytype)
     pf.setup()
     relays.append(pf)
@@ -751,15 +849,14 @@ def main():
                 relay.cleanup()
             except BenchError as e:
                 log("cleanup: %s" % e)
-        Trash.empty()
 
     summary = summarize(results)
     names = [r.name for r in relays] + ["sink"]
     info = machine()
     text = table(summary, scenarios, names)
-    header = ("%s — %d × %s, kernel %s, %s; Postfix delivery off by %s\n" % (
+    header = ("%s — %d × %s, kernel %s; %s; Postfix delivery off by %s\n" % (
         info["date"], info["nproc"], info["cpu"], info["kernel"],
-        info["filesystem"], mode))
+        qfs.describe(), mode))
     print()
     print(header)
     print(text)
@@ -767,8 +864,8 @@ def main():
     os.makedirs(outdir, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     with open(os.path.join(outdir, stamp + ".json"), "w") as f:
-        json.dump({"machine": info, "args": vars(a), "postfix_nodelivery": mode,
-                   "results": results}, f,
+        json.dump({"machine": info, "args": vars(a), "queues": qfs.describe(),
+                   "postfix_nodelivery": mode, "results": results}, f,
                   indent=1)
     with open(os.path.join(outdir, stamp + ".md"), "w") as f:
         f.write(header + "\n" + text + "\n")
