@@ -3,8 +3,8 @@
 # here: src/*/*.c (except *_test.c) go into the library, each *_test.c
 # becomes a cmocka unit test linked against it.
 
-PKGS      := openssl libevent libevent_pthreads inih cmocka
-DEB_PKGS  := libssl-dev libevent-dev libinih-dev libcmocka-dev pkg-config
+PKGS      := openssl libevent libevent_pthreads inih libunbound cmocka
+DEB_PKGS  := libssl-dev libevent-dev libinih-dev libunbound-dev libcmocka-dev pkg-config
 PYTHON    := /usr/bin/python3
 
 VERSION  := 0.1.0
@@ -18,7 +18,7 @@ OPT      ?= -O2 -g
 SANITIZE ?=
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   = $(shell pkg-config --libs openssl libevent libevent_pthreads inih 2>/dev/null) -lpthread
+PKG_LIBS   = $(shell pkg-config --libs openssl libevent libevent_pthreads inih libunbound 2>/dev/null) -lpthread
 TEST_LIBS  = $(shell pkg-config --libs cmocka 2>/dev/null)
 
 CFLAGS_ALL = $(CFLAGS_WARN) $(CFLAGS_DEF) $(OPT) $(SANITIZE) -Isrc $(PKG_CFLAGS) $(CFLAGS)

@@ -13,9 +13,14 @@
  *   dns_lookup_mx()    the exchangers of a domain, each with its addresses,
  *                      in the order to try; callback on the loop.
  *   dns_lookup_host()  the addresses of one host (smart host by name).
+ *   dns_set_timeout()  the overall bound of one lookup ([dns] timeout).
  *
  * A lookup can be cancelled by its owner (dns_cancel) before its callback
- * runs; the callback never runs after that.
+ * runs; the callback never runs after that.  Once the callback has run,
+ * the handle is gone: it must not be cancelled.  Callbacks always run
+ * from the loop, never from inside dns_lookup_*().  Resolution runs in a
+ * libunbound thread started by the first lookup, so fork (daemonize)
+ * before the first lookup, not after.
  */
 #ifndef BH_NET_DNS_H
 #define BH_NET_DNS_H
@@ -61,6 +66,9 @@ typedef void dns_callback(void *arg, const struct dns_result *result);
 struct dns *dns_new(struct event_base *base, const char *unbound_config,
 		    char *err, size_t errlen);
 void dns_free(struct dns *dns);
+/* Milliseconds; past it a lookup answers DNS_TEMPFAIL.  0: the default. */
+void dns_set_timeout(struct dns *dns, unsigned msec);
+/* NULL only when out of memory: then no callback will run. */
 struct dns_query *dns_lookup_mx(struct dns *dns, const char *domain,
 				dns_callback *cb, void *arg);
 struct dns_query *dns_lookup_host(struct dns *dns, const char *host,
