@@ -484,7 +484,7 @@ job_for(struct sched_msg *m, const char *key, const char *domain,
 	const struct conf_connector *c)
 {
 	for (size_t i = 0; i < m->n_jobs; i++)
-		if (strcmp(m->jobs[i].key, key) == 0)
+		if (strcasecmp(m->jobs[i].key, key) == 0)
 			return &m->jobs[i];
 	struct sched_job *v = realloc(m->jobs, (m->n_jobs + 1) * sizeof *v);
 	if (v == NULL)
