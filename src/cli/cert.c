@@ -39,6 +39,7 @@
 #include "cert/info.h"
 #include "cert/selfsign.h"
 #include "cert/store.h"
+#include "net/tls.h"
 
 enum { OPT_FQDN = 256, OPT_DAYS, OPT_JSON };
 
@@ -364,8 +365,8 @@ show_text(const char *path, const struct cert_info *i,
 	printf("serial       %s\n", i->serial);
 	printf("not before   %s\n", i->not_before_text);
 	if (i->days_left >= 0)
-		printf("not after    %s (%ld days left)\n", i->not_after_text,
-		       i->days_left);
+		printf("not after    %s (%ld day%s left)\n", i->not_after_text,
+		       i->days_left, i->days_left == 1 ? "" : "s");
 	else
 		printf("not after    %s (EXPIRED %ld days ago)\n",
 		       i->not_after_text, -i->days_left);
@@ -471,6 +472,17 @@ show_installed(const struct conf *conf, bool json)
 		fprintf(stderr, "bridgehead cert show: %s\n", err);
 		return CLI_FAILED;
 	}
+	/* Load it as the server would: a key that is unreadable, too open
+	 * or not the certificate's is a certificate the server refuses. */
+	SSL_CTX *ctx = tls_server_ctx_new(cert, key, err, sizeof err);
+	if (ctx == NULL) {
+		fprintf(stderr,
+			"bridgehead cert show: the installed certificate "
+			"cannot be used: %s\n",
+			err);
+		return CLI_FAILED;
+	}
+	SSL_CTX_free(ctx);
 	if (json)
 		show_json(cert, &info, &pending);
 	else

@@ -49,6 +49,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -596,6 +597,18 @@ spool_open_flags(const char *state_dir, struct event_base *base, int flags,
 			    errlen) != 0)
 		goto fail;
 	if (base != NULL) {
+		/* One server per queue: a second one would clean incoming/
+		 * under the first one's feet.  The lock lives as long as
+		 * the descriptor, so it cannot outlive a crash. */
+		if (flock(spool->incoming_fd, LOCK_EX | LOCK_NB) != 0) {
+			snprintf(err, errlen,
+				 errno == EWOULDBLOCK
+					 ? "the queue in %s is in use by "
+					   "another running server"
+					 : "cannot lock the queue in %s: %s",
+				 spool->queue_dir, strerror(errno));
+			goto fail;
+		}
 		if (commit_dirsync_init(&spool->active_sync, spool->active_fd,
 					spool_dirsync_fn, spool) != 0) {
 			snprintf(err, errlen, "cannot start the commit: %s",

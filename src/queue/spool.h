@@ -13,6 +13,8 @@
  * (group commit); callbacks run on the event loop thread.
  *
  *   spool_open()         open (create) the folders; base may be NULL for CLI use.
+ *                        With a base (a server), the queue is locked: a second
+ *                        server on the same state_dir is refused.
  *   spool_recover()      at start: empty incoming/, drop an ID.msg without
  *                        envelope, move unreadable envelopes to corrupt/.
  *   spool_msg_new()      start a message in incoming/ with a fresh queue id.

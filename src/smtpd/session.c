@@ -233,8 +233,6 @@ static const struct smtp_reply r_nul = {550, "5.6.0",
 					"Message contains NUL bytes"};
 static const struct smtp_reply r_long_line = {554, "5.6.0",
 					      "Message line too long"};
-static const struct smtp_reply r_bdat_syntax = {501, "5.5.4",
-						"Syntax: BDAT size [LAST]"};
 static const struct smtp_reply r_vrfy_syntax = {501, "5.5.4",
 						"Syntax: VRFY address"};
 static const struct smtp_reply r_expn = {502, "5.5.1", "EXPN not available"};
@@ -614,6 +612,7 @@ session_ehlo_reply(struct smtpd_session *s)
 	ext[n++] = "SMTPUTF8";
 	ext[n++] = "DSN";
 	ext[n++] = "CHUNKING";
+	ext[n++] = "BINARYMIME"; /* RFC 3030 3: BDAT carries binary bodies */
 	if (session_tls_offered(s))
 		ext[n++] = "STARTTLS";
 	io_printf(s->io, "250-%s\r\n", session_name(s));
@@ -768,11 +767,37 @@ check_rcpt(struct smtpd_session *s, const struct smtp_command *cmd,
 	return true;
 }
 
+/* Is this recipient (wire form) already in the transaction?  The local
+ * part compares exactly, the domain without case (RFC 5321 2.4). */
+static bool
+session_rcpt_duplicate(const struct smtpd_session *s, const char *wire)
+{
+	const char *at = strrchr(wire, '@');
+	size_t local_len = at != NULL ? (size_t)(at - wire) : strlen(wire);
+
+	for (size_t i = 0; i < s->txn.env.n_rcpts; i++) {
+		const char *other = s->txn.env.rcpts[i].address;
+		const char *oat = strrchr(other, '@');
+		size_t olen = oat != NULL ? (size_t)(oat - other) : strlen(other);
+		if (olen != local_len || memcmp(other, wire, olen) != 0 ||
+		    (at == NULL) != (oat == NULL))
+			continue;
+		if (at == NULL || strcasecmp(at, oat) == 0)
+			return true;
+	}
+	return false;
+}
+
 static void
 proceed_rcpt(struct smtpd_session *s, const struct smtp_command *cmd,
 	     const struct session_args *a)
 {
 	(void)cmd;
+	/* A recipient given twice gets one copy, not two. */
+	if (session_rcpt_duplicate(s, a->wire)) {
+		session_reply(s, 250, "2.1.5", "Ok (duplicate recipient)");
+		return;
+	}
 	if (envelope_add_rcpt(&s->txn.env, a->wire, a->rcpt.notify,
 			      a->rcpt.orcpt[0] != '\0' ? a->rcpt.orcpt : NULL) <
 	    0) {
@@ -1139,7 +1164,13 @@ session_dispatch(struct smtpd_session *s, const char *line, size_t len)
 		return;
 	}
 	if (c->verb == SMTP_VERB_BDAT && !session_bdat_parse(&cmd, &a)) {
-		session_refuse(s, &r_bdat_syntax);
+		/* Without a size the chunk that follows cannot be skipped:
+		 * going on would run message data as commands (smuggling).
+		 * The only safe answer is to end the session. */
+		session_reply(s, 421, "4.5.0",
+			      "%s Syntax: BDAT size [LAST], closing connection",
+			      session_name(s));
+		session_close(s, "bdat syntax");
 		return;
 	}
 	if (!session_check(s, c, &cmd, &a, &err)) {
