@@ -54,6 +54,7 @@ enum section_kind {
 	SEC_LISTENER,
 	SEC_CONNECTOR,
 	SEC_METRICS,
+	SEC_DNS,
 };
 
 struct parse;
@@ -102,7 +103,7 @@ struct parse {
 	int key_line[CONF_MAX_KEYS];	/* 0: not set in this section */
 
 	/* Sections of the main file that may appear once. */
-	int server_line, queue_line, metrics_line;
+	int server_line, queue_line, metrics_line, dns_line;
 	int metrics_address_line;
 	int listener_line[CONF_MAX_LISTENERS];
 
@@ -826,6 +827,56 @@ static const struct key metrics_keys[] = {
 	{ "address", set_metrics_address, false },
 };
 
+/* [dns] */
+
+/*
+ * An unbound configuration file (local-zone, forward-zone, ...): it must
+ * exist and be a readable file now, or the server would start without a
+ * resolver.  Its syntax is libunbound's to judge when the server starts.
+ */
+static int
+set_dns_unbound_config(struct parse *p, const char *value, char *w,
+		       size_t len)
+{
+	char **dst = &p->conf->dns_unbound_config;
+	struct stat st;
+	FILE *fp;
+
+	if (set_path(p, dst, value, w, len) == -1)
+		return -1;
+	fp = fopen(*dst, "r");
+	if (fp == NULL) {
+		why(w, len, "cannot read %s: %s", *dst, strerror(errno));
+		return -1;
+	}
+	if (fstat(fileno(fp), &st) == -1 || !S_ISREG(st.st_mode)) {
+		fclose(fp);
+		why(w, len, "%s is not a regular file", *dst);
+		return -1;
+	}
+	fclose(fp);
+	return 0;
+}
+
+static int
+set_dns_timeout(struct parse *p, const char *value, char *w, size_t len)
+{
+	unsigned *t = &p->conf->dns_timeout_s;
+
+	if (parse_duration(value, t, w, len) == -1)
+		return -1;
+	if (*t > 600) {
+		why(w, len, "%s is above the maximum of 10m", value);
+		return -1;
+	}
+	return 0;
+}
+
+static const struct key dns_keys[] = {
+	{ "unbound_config", set_dns_unbound_config, false },
+	{ "timeout", set_dns_timeout, false },
+};
+
 /* Checks when a section ends: what one key alone cannot tell. */
 
 static bool
@@ -962,6 +1013,8 @@ static const struct section sections[] = {
 	  sizeof connector_keys / sizeof connector_keys[0], end_connector },
 	{ "metrics", SEC_METRICS, false, metrics_keys,
 	  sizeof metrics_keys / sizeof metrics_keys[0], end_metrics },
+	{ "dns", SEC_DNS, false, dns_keys,
+	  sizeof dns_keys / sizeof dns_keys[0], NULL },
 };
 
 static int
@@ -1097,6 +1150,8 @@ open_section(struct parse *p, const struct section *s, const char *name)
 		return single_section(p, &p->queue_line);
 	case SEC_METRICS:
 		return single_section(p, &p->metrics_line);
+	case SEC_DNS:
+		return single_section(p, &p->dns_line);
 	case SEC_LISTENER:
 		return new_listener(p, name);
 	case SEC_CONNECTOR:
@@ -1153,7 +1208,8 @@ begin_section(struct parse *p, const char *line)
 	if (s == NULL) {
 		perr(p, p->lineno, NULL,
 		     "unknown section (expected [server], [queue], "
-		     "[listener NAME], [connector NAME] or [metrics])");
+		     "[listener NAME], [connector NAME], [metrics] or "
+		     "[dns])");
 		return -1;
 	}
 	if (s->named && nlen == 0) {
@@ -1554,6 +1610,7 @@ conf_load(const char *path, char *err, size_t errlen)
 	p->errlen = errlen;
 	p->file = path;
 	conf->queue_lifetime_s = 5 * 86400;
+	conf->dns_timeout_s = 30;
 	if (set_paths(conf, path) == -1) {
 		snprintf(err, errlen, "%s: cannot make the path absolute: %s",
 			 path, strerror(errno));
@@ -1626,5 +1683,6 @@ conf_free(struct conf *conf)
 		free_connector(&conf->connectors[i]);
 	free(conf->connectors);
 	free(conf->metrics_address);
+	free(conf->dns_unbound_config);
 	free(conf);
 }

@@ -130,6 +130,10 @@ struct conf {
 	char *metrics_address;		/* as written; NULL: no metrics */
 	struct sockaddr_storage metrics_sa;
 	socklen_t metrics_salen;
+
+	/* [dns] */
+	char *dns_unbound_config;	/* absolute; NULL: resolv.conf, hosts */
+	unsigned dns_timeout_s;		/* one lookup at most; default 30 */
 };
 
 /*

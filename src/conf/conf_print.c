@@ -76,6 +76,21 @@ print_queue(const struct conf *c, FILE *out)
 }
 
 static void
+print_dns(const struct conf *c, FILE *out)
+{
+	char buf[32];
+
+	fprintf(out, "\n[dns]\n");
+	if (c->dns_unbound_config != NULL)
+		fprintf(out, "unbound_config = %s\n", c->dns_unbound_config);
+	else
+		fprintf(out, "# unbound_config is not set: the system resolver "
+			     "(resolv.conf, hosts file)\n");
+	fprintf(out, "timeout = %s\n",
+		conf_format_duration(c->dns_timeout_s, buf, sizeof buf));
+}
+
+static void
 print_listener(const struct conf_listener *l, FILE *out)
 {
 	char buf[32];
@@ -162,6 +177,7 @@ conf_print(const struct conf *conf, FILE *out)
 			conf->metrics_address);
 	else
 		fprintf(out, "\n# [metrics] is not set: no metrics endpoint\n");
+	print_dns(conf, out);
 	for (size_t i = 0; i < conf->n_connectors; i++) {
 		const struct conf_connector *c = &conf->connectors[i];
 		fprintf(out, "\n# from %s:%d\n", c->file, c->line);
