@@ -12,6 +12,11 @@
  *                          message's header section.  --json: one object.
  *     delete ID            remove the message and log a `deleted` event in
  *                          the tracking log.
+ *     flush [ID]           ask the running server to try every message (or
+ *                          that one) now: an empty file named ID (or ALL)
+ *                          in state_dir/queue/flush/, made atomically, then
+ *                          SIGUSR1 to the server of the pid file.  No
+ *                          server running: exit 1.
  *   `--help` on `queue` and on each subcommand; `-c FILE` before the
  *   command words, after `queue`, or among a subcommand's options.
  *
@@ -27,18 +32,23 @@
 #include "cli/cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "queue/envelope.h"
 #include "queue/jsonw.h"
 #include "queue/spool.h"
 #include "queue/tracking.h"
 #include "util/log.h"
+#include "util/pidfile.h"
 
 #define QUEUE_HEADERS_MAX (64 * 1024) /* bytes of header section shown */
 
@@ -62,6 +72,7 @@ usage_queue(FILE *out)
 		"  show ID [--json]    one message: envelope and header "
 		"section\n"
 		"  delete ID           remove one message\n"
+		"  flush [ID]          try every message (or one) now\n"
 		"\n"
 		"  -c, --config FILE   the configuration file (default "
 		"$BRIDGEHEAD_CONFIG,\n"
@@ -140,6 +151,28 @@ usage_delete(FILE *out)
 		"\n"
 		"Exit status: 0 deleted, 1 no such message or it cannot be "
 		"removed, 2\n"
+		"usage or configuration error (ID is 8 to 32 letters and "
+		"digits).\n");
+}
+
+static void
+usage_flush(FILE *out)
+{
+	fprintf(out,
+		"usage: bridgehead queue flush [ID] [-c FILE]\n"
+		"\n"
+		"Asks the running server to try every queued message now, or "
+		"only the\n"
+		"message ID, instead of waiting for its next retry.  The "
+		"request is a file\n"
+		"in state_dir/queue/flush/ and a SIGUSR1 to the server; the "
+		"server reads\n"
+		"and removes it.\n"
+		"\n"
+		"  -c FILE   the configuration file\n"
+		"\n"
+		"Exit status: 0 requested, 1 no server running or no such "
+		"message, 2\n"
 		"usage or configuration error (ID is 8 to 32 letters and "
 		"digits).\n");
 }
@@ -883,6 +916,98 @@ out:
 	return rc;
 }
 
+/* --------------------------------------------------------------- flush */
+
+static const struct option flush_options[] = {
+	{"config", required_argument, NULL, 'c'},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
+};
+
+/*
+ * state_dir/queue/flush/NAME, empty, made under a temporary name and
+ * renamed so that the server never sees a request half made.
+ */
+static int
+flush_request(const char *state_dir, const char *name)
+{
+	char dir[4096], tmp[4200], path[4200];
+
+	snprintf(dir, sizeof dir, "%s/queue/flush", state_dir);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		fprintf(stderr, "bridgehead queue flush: cannot make %s: %s\n",
+			dir, strerror(errno));
+		return -1;
+	}
+	snprintf(tmp, sizeof tmp, "%s/.%s.%ld", dir, name, (long)getpid());
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
+		fprintf(stderr, "bridgehead queue flush: cannot write %s: %s\n",
+			path, strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+queue_flush(int argc, char **argv, struct queue_opts *o)
+{
+	struct conf *conf;
+	struct spool *spool;
+	struct envelope env = {0};
+
+	int rc = parse_options(argc, argv, "queue flush", flush_options,
+			       usage_flush, false, o);
+	if (rc == -1 && argc - optind > 1) {
+		fprintf(stderr,
+			"bridgehead queue flush: unexpected argument '%s'\n",
+			argv[optind + 1]);
+		usage_flush(stderr);
+		rc = CLI_USAGE;
+	}
+	const char *id = argc - optind == 1 ? argv[optind] : NULL;
+	if (rc == -1 && id != NULL)
+		rc = check_id("queue flush", id);
+	if (rc != -1)
+		return rc;
+	rc = open_queue("queue flush", o, &conf, &spool);
+	if (rc != -1)
+		return rc;
+	rc = CLI_FAILED;
+	if (id != NULL && load_message("queue flush", spool, id, &env) != 0)
+		goto out;
+	if (pidfile_running(conf->state_dir) == 0) {
+		fprintf(stderr,
+			"bridgehead queue flush: no server is running on %s\n",
+			conf->state_dir);
+		goto out;
+	}
+	if (flush_request(conf->state_dir, id != NULL ? id : "ALL") < 0)
+		goto out;
+	if (pidfile_signal(conf->state_dir, SIGUSR1) < 0) {
+		if (errno == EPERM)
+			fprintf(stderr,
+				"bridgehead queue flush: not allowed to signal "
+				"the server of %s\n",
+				conf->state_dir);
+		else
+			fprintf(stderr,
+				"bridgehead queue flush: no server is running "
+				"on %s\n",
+				conf->state_dir);
+		goto out;
+	}
+	printf("flush requested: %s\n", id != NULL ? id : "all messages");
+	rc = finish_output("queue flush");
+out:
+	envelope_clear(&env);
+	spool_close(spool);
+	conf_free(conf);
+	return rc;
+}
+
 /* ------------------------------------------------------------ dispatch */
 
 static const struct option group_options[] = {
@@ -898,6 +1023,7 @@ static const struct {
 	{"list", queue_list},
 	{"show", queue_show},
 	{"delete", queue_delete},
+	{"flush", queue_flush},
 };
 
 int
@@ -911,7 +1037,7 @@ cli_queue(int argc, char **argv)
 		return rc;
 	if (optind >= argc) {
 		fprintf(stderr, "bridgehead queue: missing a command (list, "
-				"show, delete)\n");
+				"show, delete, flush)\n");
 		usage_queue(stderr);
 		return CLI_USAGE;
 	}
@@ -925,7 +1051,7 @@ cli_queue(int argc, char **argv)
 	char shown[80];
 	fprintf(stderr,
 		"bridgehead queue: unknown command '%s' (list, show, "
-		"delete)\n",
+		"delete, flush)\n",
 		log_escape(shown, sizeof shown, word, strlen(word)));
 	usage_queue(stderr);
 	return CLI_USAGE;
