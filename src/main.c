@@ -20,6 +20,7 @@ static const struct command commands[] = {
 	{ "config", cli_config, "check and print the configuration" },
 	{ "cert", cli_cert, "make, install and show the server certificate" },
 	{ "queue", cli_queue, "list, show, flush and delete queued messages" },
+	{ "connector", cli_connector, "add, change, list and remove connectors" },
 	{ "sink", cli_sink, "a test smart host that writes mail to a folder" },
 };
 

@@ -7,6 +7,9 @@
  *   conf_load()  main file + connectors.d/NAME.conf (sorted) -> struct conf,
  *                or NULL and one sentence "FILE:LINE: [section] key 'x':
  *                reason"; nothing half-built survives a failure.
+ *   conf_load_replacing()  the same with connectors.d/NAME.conf read from
+ *                another file, or left out: what a change to that file would
+ *                load to, proven before the change is made.
  *   conf_free()  release a model (NULL is fine).
  *
  * Parsing is inih's (ini_parse_stream) with our own line reader in front.
@@ -86,6 +89,7 @@ struct parse {
 	struct conf *conf;
 	const char *file;	/* as shown in errors */
 	const char *abs_file;	/* as stored in struct conf_connector */
+	const char *read_file;	/* read instead of abs_file when set */
 	FILE *fp;
 	int lineno;
 	bool failed;
@@ -93,6 +97,9 @@ struct parse {
 	size_t errlen;
 
 	const char *want_connector;	/* connectors.d mode: its NAME */
+	/* conf_load_replacing(): connectors.d/NAME.conf read from file. */
+	const char *replace_name;
+	const char *replace_file;	/* NULL: as if NAME.conf were gone */
 	int n_sections;			/* headers seen in this file */
 
 	/* The section being read. */
@@ -1355,7 +1362,8 @@ static FILE *
 open_regular(struct parse *p)
 {
 	struct stat st;
-	FILE *fp = fopen(p->abs_file, "r");
+	FILE *fp = fopen(p->read_file != NULL ? p->read_file : p->abs_file,
+			 "r");
 
 	if (fp == NULL) {
 		perr(p, 0, NULL, "cannot open: %s", strerror(errno));
@@ -1420,17 +1428,23 @@ conf_file_name(const struct dirent *d)
 	       strcmp(d->d_name + l - 5, ".conf") == 0;
 }
 
+/*
+ * connectors.d/fname; read from read_from instead when given (the file a
+ * change would put there), but named and recorded as connectors.d/fname.
+ */
 static int
 load_dropin(struct parse *p, const char *shown_dir, const char *abs_dir,
-	    const char *fname)
+	    const char *fname, const char *read_from)
 {
 	char stem[NAME_MAX + 1];
 	size_t sl = strlen(fname) - 5;
 	char *shown = join_path(shown_dir, fname);
 	char *abs = join_path(abs_dir, fname);
+	char *from = read_from != NULL ? strdup(read_from) : NULL;
 	int rc = -1;
 
-	if (shown == NULL || abs == NULL) {
+	if (shown == NULL || abs == NULL ||
+	    (read_from != NULL && from == NULL)) {
 		perr(p, 0, NULL, "out of memory");
 		goto out;
 	}
@@ -1438,6 +1452,7 @@ load_dropin(struct parse *p, const char *shown_dir, const char *abs_dir,
 	stem[sl] = '\0';
 	p->file = shown;
 	p->abs_file = abs;
+	p->read_file = from;
 	p->label[0] = '\0';
 	if (!conf_valid_name(stem)) {
 		perr(p, 0, NULL,
@@ -1459,9 +1474,77 @@ out:
 	/* Both names die here; an error has already been written out. */
 	p->file = NULL;
 	p->abs_file = NULL;
+	p->read_file = NULL;
 	p->want_connector = NULL;
 	free(shown);
 	free(abs);
+	free(from);
+	return rc;
+}
+
+/*
+ * Does the replacement file of conf_load_replacing() go before the
+ * directory entry fname (NULL: the end of the list)?  Files load in name
+ * order, and so does the replacement, so that connectors keep the order
+ * they will have once the change is made.
+ */
+static bool
+replacement_due(const struct parse *p, const char *fname, bool done)
+{
+	char rname[NAME_MAX + 1];
+
+	if (p->replace_name == NULL || p->replace_file == NULL || done)
+		return false;
+	if (fname == NULL)
+		return true;
+	snprintf(rname, sizeof rname, "%s.conf", p->replace_name);
+	return strcmp(rname, fname) < 0;
+}
+
+static bool
+is_replaced(const struct parse *p, const char *fname)
+{
+	size_t nl;
+
+	if (p->replace_name == NULL)
+		return false;
+	nl = strlen(p->replace_name);
+	return strncmp(fname, p->replace_name, nl) == 0 &&
+	       strcmp(fname + nl, ".conf") == 0;
+}
+
+/* The replacement in its place among the n sorted directory entries. */
+static int
+load_dropin_list(struct parse *p, const char *shown_dir, const char *abs_dir,
+		 struct dirent **list, int n)
+{
+	char rname[NAME_MAX + 1];
+	bool done = false;
+	int rc = 0;
+
+	if (p->replace_name != NULL)
+		snprintf(rname, sizeof rname, "%s.conf", p->replace_name);
+	for (int i = 0; i <= n && rc == 0; i++) {
+		const char *fname = i < n ? list[i]->d_name : NULL;
+		if (replacement_due(p, fname, done)) {
+			done = true;
+			rc = load_dropin(p, shown_dir, abs_dir, rname,
+					 p->replace_file);
+			if (rc == -1)
+				break;
+		}
+		if (fname == NULL)
+			break;
+		if (is_replaced(p, fname)) {
+			if (p->replace_file != NULL && !done) {
+				done = true;
+				rc = load_dropin(p, shown_dir, abs_dir, fname,
+						 p->replace_file);
+			}
+			continue;
+		}
+		rc = load_dropin(p, shown_dir, abs_dir, fname, NULL);
+	}
 	return rc;
 }
 
@@ -1491,16 +1574,16 @@ load_dropins(struct parse *p, const char *shown_main)
 			perr(p, 0, NULL, "cannot read the directory: %s",
 			     strerror(errno));
 			rc = -1;
+		} else {
+			/* No connectors.d yet: the replacement alone. */
+			rc = load_dropin_list(p, shown_dir, abs_dir, NULL, 0);
 		}
 		free(abs_dir);
 		return rc;
 	}
-	for (int i = 0; i < n; i++) {
-		if (rc == 0 && load_dropin(p, shown_dir, abs_dir,
-					   list[i]->d_name) == -1)
-			rc = -1;
+	rc = load_dropin_list(p, shown_dir, abs_dir, list, n);
+	for (int i = 0; i < n; i++)
 		free(list[i]);
-	}
 	free(list);
 	free(abs_dir);
 	return rc;
@@ -1589,8 +1672,9 @@ set_paths(struct conf *c, const char *path)
 	return c->dir != NULL ? 0 : -1;
 }
 
-struct conf *
-conf_load(const char *path, char *err, size_t errlen)
+static struct conf *
+load(const char *path, const char *replace_name, const char *replace_file,
+     char *err, size_t errlen)
 {
 	struct parse *p = calloc(1, sizeof *p);
 	struct conf *conf = calloc(1, sizeof *conf);
@@ -1609,6 +1693,8 @@ conf_load(const char *path, char *err, size_t errlen)
 	p->err = err;
 	p->errlen = errlen;
 	p->file = path;
+	p->replace_name = replace_name;
+	p->replace_file = replace_file;
 	conf->queue_lifetime_s = 5 * 86400;
 	conf->dns_timeout_s = 30;
 	if (set_paths(conf, path) == -1) {
@@ -1632,6 +1718,25 @@ fail:
 	free(p);
 	conf_free(conf);
 	return NULL;
+}
+
+struct conf *
+conf_load(const char *path, char *err, size_t errlen)
+{
+	return load(path, NULL, NULL, err, errlen);
+}
+
+struct conf *
+conf_load_replacing(const char *path, const char *name, const char *file,
+		    char *err, size_t errlen)
+{
+	if (name == NULL || !conf_valid_name(name)) {
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "'%s' is not a valid connector "
+					      "name", name != NULL ? name : "");
+		return NULL;
+	}
+	return load(path, name, file, err, errlen);
 }
 
 static void

@@ -3,6 +3,8 @@
  *
  *   conf_load()   read the main file and connectors.d/NAME.conf beside it;
  *                 every error names file, line and key; nothing is half-set.
+ *   conf_load_replacing()  the same, with connectors.d/NAME.conf read
+ *                 from another file (or left out): a change, proven first.
  *   conf_free()   release a model.
  *   conf_print()  the effective configuration (defaults filled in), in the
  *                 file syntax, for `bridgehead config check`.
@@ -142,6 +144,15 @@ struct conf {
  * applies).  Not thread-safe: inih is configured through its globals.
  */
 struct conf *conf_load(const char *path, char *err, size_t errlen);
+/*
+ * As conf_load(), but connectors.d/NAME.conf is read from file instead
+ * (file NULL: as if NAME.conf did not exist), in its place in name order;
+ * errors and conf_connector.file still name connectors.d/NAME.conf.  The
+ * configuration a change to that file would give, loaded before the change
+ * is made (`bridgehead connector add|set|remove`).
+ */
+struct conf *conf_load_replacing(const char *path, const char *name,
+				 const char *file, char *err, size_t errlen);
 void conf_free(struct conf *conf);
 void conf_print(const struct conf *conf, FILE *out);
 
