@@ -474,8 +474,10 @@ serve_start_delivery(struct serve *sv)
 	char err[1024];
 	size_t n = 0;
 
-	/* [dns] unbound_config is not in the model yet: the system's. */
-	sv->dns = dns_new(sv->base, NULL, err, sizeof err);
+	/* [dns] unbound_config, or the system resolver (NULL); a reload
+	 * keeps the resolver it started with. */
+	sv->dns = dns_new(sv->base, sv->conf->dns_unbound_config, err,
+			  sizeof err);
 	if (sv->dns == NULL) {
 		serve_error(sv, "cannot start the resolver: %s", err);
 		return CLI_FAILED;
