@@ -796,6 +796,10 @@ class FakeHost:
             # After a 421 (or any close of ours) note whether the peer
             # sent more before it closed too.
             if s.after_421 is not None and s.closed_by != "peer":
+                try:
+                    s.sock.shutdown(socket.SHUT_WR)      # our close, seen at once
+                except OSError:
+                    pass
                 s.drain(2.0)
                 s.after_421 = s.after_421 + s._buf
             s.close()

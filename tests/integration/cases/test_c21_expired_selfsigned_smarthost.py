@@ -1,0 +1,68 @@
+"""
+C21 -- Expired or self-signed smart host certificate: defer, never fail the
+client.
+
+Connector `tls = verify` against the test CA.  The fake smart host presents
+(a) an expired certificate signed by the test CA, (b) a self-signed one,
+(c) a valid one.  Checked:
+  - the client gets `250 2.0.0 ... queued as ID` in all three runs;
+  - (a), (b): after the handshake no MAIL, AUTH or data, nothing in clear
+    text; the message stays queued; `deferred` events say "expired" /
+    "self-signed" (OpenSSL's words); the retries keep to the schedule
+    (1s, then 2s); no bounce and no DSN while the queue lifetime lasts;
+  - (c): delivered, verified.
+"""
+
+import re
+
+import pytest
+
+import bhtest
+import fakehost as F
+
+pytest_plugins = ["fakehost"]
+
+
+def relay(server, fh, ca):
+    return server(extra_conf=F.connector_conf(fh, tls="verify", ca=ca.root, match=F.SMART_HOST,
+                                              retry="1s, 2s"))
+
+
+@pytest.mark.parametrize("kind,why", [("expired", r"(?i)expired"),
+                                      ("selfsigned", r"(?i)self[- ]signed")])
+def test_bad_certificate_defers(server, fakehost, test_ca, kind, why):
+    leaf = test_ca.expired() if kind == "expired" else test_ca.selfsigned()
+    fh = fakehost(default=F.Esmtp(tls=leaf.spec()))
+    srv = relay(server, fh, test_ca)
+    qid = F.submit(srv, content=f"Subject: c21 {kind}\r\n\r\nx\r\n".encode())   # asserts the 250
+    deferred = F.wait_event(srv, qid, "deferred", timeout=40, n=3)
+    sessions = fh.wait_sessions(3)
+    for s in sessions:
+        verbs = s.verbs()
+        assert "STARTTLS" in verbs, f"no STARTTLS under verify: {s}"
+        assert verbs[verbs.index("STARTTLS") + 1:] in ([], ["QUIT"]), (
+            f"commands after the failed verification (closing or QUIT allowed): {s}")
+        clear = s.received_after_tls_failure()
+        if clear is not None:
+            assert not re.search(rb"(?i)(EHLO|HELO|MAIL|RCPT|DATA|AUTH)\b", clear), clear
+    for ev in deferred:
+        assert re.search(why, ev.get("reply") or ""), f"deferred event does not say why: {ev}"
+    # The schedule: 1s after the first failure, 2s after the second.
+    gaps = [sessions[i + 1].started - sessions[i].ended for i in range(2)]
+    assert gaps[0] >= 0.8 and gaps[1] >= 1.8, f"retries faster than the schedule 1s, 2s: {gaps}"
+    assert fh.transactions() == [], "a transaction reached the smart host"
+    assert F.events(srv, qid, "bounced") == [] and F.events(srv, qid, "expired") == [], F.events(srv, qid)
+    assert qid in srv.queue_ids()
+
+
+def test_valid_certificate_delivers(server, fakehost, test_ca):
+    fh = fakehost(default=F.Esmtp(tls=test_ca.leaf().spec()))
+    srv = relay(server, fh, test_ca)
+    content = b"Subject: c21 valid\r\n\r\nx\r\n"
+    qid = F.submit(srv, content=content)
+    ev = F.wait_event(srv, qid, "delivered")[0]
+    assert ev["tls"] and ev["tls"].get("verified") is True, ev
+    tx = fh.wait_complete(1)[0]
+    assert bhtest.split_received(tx.content)[1] == content
+    assert tx.tls is not None
+    bhtest.wait_until(lambda: srv.queue_ids() == [], 10, what="an empty queue")
