@@ -1018,6 +1018,172 @@ test_connectors_d(void **state)
 	free(dir);
 }
 
+/*
+ * conf_load_replacing(): connectors.d/NAME.conf read from another file, or
+ * left out, in its place in file-name order; the rest as conf_load().
+ */
+struct replace_case {
+	const char *name;
+	const char *text;	/* the replacement; NULL: NAME.conf left out */
+	const char *want;	/* connector names in order, or NULL: error */
+	const char *want_err;	/* a part of the error (@F@: the file) */
+};
+
+static const struct replace_case replace_cases[] = {
+	{ "zeta", "[connector zeta]\naddress_space = z.example\ndns = yes\n"
+		  "tls = verify\n",
+	  "main,alpha,zeta", NULL },
+	{ "mid", "[connector mid]\naddress_space = m.example\ndns = yes\n",
+	  "main,alpha,mid,zeta", NULL },
+	{ "Zz", "[connector Zz]\naddress_space = zz.example\ndns = yes\n",
+	  "main,Zz,alpha,zeta", NULL },
+	{ "zz", "[connector zz]\naddress_space = zz.example\ndns = yes\n",
+	  "main,alpha,zeta,zz", NULL },
+	{ "zeta", NULL, "main,alpha", NULL },
+	{ "alpha", NULL, "main,zeta", NULL },
+	{ "nosuch", NULL, "main,alpha,zeta", NULL },
+	{ "mid", "[connector mid]\naddress_space = m.example\n", NULL,
+	  "@F@/connectors.d/mid.conf:1: [connector mid] key 'smart_hosts': "
+	  "missing" },
+	{ "mid", "[connector other]\naddress_space = m.example\ndns = yes\n",
+	  NULL, "@F@/connectors.d/mid.conf:1: [connector other]: the "
+		"connector name must be the file name" },
+	{ "ALPHA", "[connector ALPHA]\naddress_space = a.example\ndns = yes\n",
+	  /* ALPHA.conf sorts first: alpha.conf is the duplicate */
+	  NULL, "@F@/connectors.d/alpha.conf:1: [connector alpha]: already "
+		"defined at " },
+	{ "Main", "[connector Main]\naddress_space = a.example\ndns = yes\n",
+	  NULL, "[connector Main]: already defined at @F@/bridgehead.conf:5" },
+	{ "zeta", "[connector zeta]\naddress_space = z.example\ndns = yes\n"
+		  "auth_username = u\nauth_password_file = /p\n",
+	  NULL, "@F@/connectors.d/zeta.conf:4: [connector zeta] key "
+		"'auth_username': authentication needs tls = encrypt" },
+	{ "../evil", "[connector x]\n", NULL, "not a valid connector name" },
+	{ "", "[connector x]\n", NULL, "not a valid connector name" },
+};
+
+static void
+names_of(const struct conf *c, char *out, size_t len)
+{
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < c->n_connectors && used < len; i++)
+		used += (size_t)snprintf(out + used, len - used, "%s%s",
+					 i > 0 ? "," : "", c->connectors[i].name);
+}
+
+static void
+check_replacing(const char *dir, const struct replace_case *t, int *failures)
+{
+	char main_path[PATH_MAX], repl[PATH_MAX], err[512] = "";
+	char got[256], want_err[512];
+
+	snprintf(main_path, sizeof main_path, "%s/bridgehead.conf", dir);
+	snprintf(repl, sizeof repl, "%s/replacement", dir);
+	if (t->text != NULL)
+		write_text(dir, "replacement", t->text);
+	struct conf *c = conf_load_replacing(
+		main_path, t->name, t->text != NULL ? repl : NULL, err,
+		sizeof err);
+	if (t->want != NULL) {
+		if (c == NULL) {
+			print_error("replace %s: got error %s, want %s\n",
+				    t->name, err, t->want);
+			(*failures)++;
+			return;
+		}
+		names_of(c, got, sizeof got);
+		if (strcmp(got, t->want) != 0) {
+			print_error("replace %s: got %s, want %s\n", t->name,
+				    got, t->want);
+			(*failures)++;
+		}
+		for (size_t i = 0; i < c->n_connectors; i++) {
+			/* Read from the replacement, named as the drop-in. */
+			if (strstr(c->connectors[i].file, "replacement")) {
+				print_error("replace %s: file %s\n", t->name,
+					    c->connectors[i].file);
+				(*failures)++;
+			}
+		}
+		conf_free(c);
+		return;
+	}
+	expand(want_err, sizeof want_err, t->want_err, dir);
+	if (c != NULL || strstr(err, want_err) == NULL) {
+		print_error("replace %s: got %s \"%s\", want error \"%s\"\n",
+			    t->name, c != NULL ? "a model" : "error", err,
+			    want_err);
+		(*failures)++;
+	}
+	conf_free(c);
+}
+
+static void
+test_load_replacing(void **state)
+{
+	char *dir = make_dir();
+	char main_path[PATH_MAX], repl[PATH_MAX], err[512] = "";
+	int failures = 0;
+
+	(void)state;
+	write_text(dir, "bridgehead.conf", base_conf);
+	make_subdir(dir, "connectors.d");
+	write_text(dir, "connectors.d/zeta.conf",
+		   "[connector zeta]\naddress_space = z.example\n"
+		   "smart_hosts = [192.0.2.9]:26\n");
+	write_text(dir, "connectors.d/alpha.conf",
+		   "[connector alpha]\naddress_space = *\ndns = yes\n");
+	for (size_t i = 0; i < sizeof replace_cases / sizeof replace_cases[0];
+	     i++)
+		check_replacing(dir, &replace_cases[i], &failures);
+
+	/* The replaced file is read from the replacement, not from disk. */
+	snprintf(main_path, sizeof main_path, "%s/bridgehead.conf", dir);
+	snprintf(repl, sizeof repl, "%s/replacement", dir);
+	write_text(dir, "replacement",
+		   "[connector zeta]\naddress_space = z.example\n"
+		   "dns = yes\ntls = verify\n");
+	struct conf *c = conf_load_replacing(main_path, "zeta", repl, err,
+					     sizeof err);
+	if (c == NULL)
+		fail_msg("conf_load_replacing: %s", err);
+	const struct conf_connector *z = conf_connector_find(c, "zeta");
+	assert_non_null(z);
+	assert_int_equal(z->tls, CONF_CONNECTOR_TLS_VERIFY);
+	assert_true(z->dns);
+	assert_int_equal(z->n_smart_hosts, 0);
+	char want_file[PATH_MAX];
+	snprintf(want_file, sizeof want_file, "%s/connectors.d/zeta.conf",
+		 dir);
+	assert_string_equal(z->file, want_file);
+	conf_free(c);
+
+	/* No connectors.d/ at all: the replacement alone. */
+	rm_tree(dir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	write_text(dir, "bridgehead.conf", base_conf);
+	write_text(dir, "replacement",
+		   "[connector new]\naddress_space = n.example\ndns = yes\n");
+	c = conf_load_replacing(main_path, "new", repl, err, sizeof err);
+	if (c == NULL)
+		fail_msg("conf_load_replacing without connectors.d: %s", err);
+	char got[256];
+	names_of(c, got, sizeof got);
+	assert_string_equal(got, "main,new");
+	conf_free(c);
+	c = conf_load_replacing(main_path, "main", NULL, err, sizeof err);
+	assert_non_null(c); /* main is in the main file: not left out */
+	names_of(c, got, sizeof got);
+	assert_string_equal(got, "main");
+	conf_free(c);
+
+	rm_tree(dir);
+	free(dir);
+	assert_int_equal(failures, 0);
+}
+
 /* Rejected files: the text, and the message (with @F@ for the file). */
 struct bad_case {
 	const char *name;
@@ -1418,6 +1584,7 @@ main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_connectors_d),
+		cmocka_unit_test(test_load_replacing),
 		cmocka_unit_test(test_bad_files),
 		cmocka_unit_test(test_bad_bytes),
 		cmocka_unit_test(test_bad_dropins),

@@ -417,37 +417,44 @@ def test_a_broken_dropin_blocks_changes(server):
 # ---------------------------------------------------------------- running server
 
 def reload_lines(srv):
-    return [ln for ln in srv.stderr().splitlines() if "reload" in ln.lower()]
+    """The server's "reload ok connectors=N" lines (N of each)."""
+    return [int(m.group(1)) for m in
+            re.finditer(r"reload ok connectors=(\d+)", srv.stderr())]
+
+
+def wait_reload(srv, before, connectors, what):
+    """Waits for a reload line after the first `before` ones; returns the
+    new count of lines."""
+    lines = bhtest.wait_until(lambda: len(reload_lines(srv)) > before and reload_lines(srv),
+                              10, what=f"the server logging its reload after {what}")
+    assert lines[-1] == connectors, (
+        f"after {what}: the server reloaded with {lines[-1]} connectors, want {connectors}")
+    return len(lines)
 
 
 def test_running_server_is_told_to_reload(server):
-    srv = server(cert=False)
+    srv = server(cert=False, extra_conf=MAIN_CONNECTOR)
     if not (srv.state_dir / "bridgehead.pid").exists():
         pytest.skip("serve does not write state_dir/bridgehead.pid: the CLI "
                     "cannot find it to signal")
-    before = len(reload_lines(srv))
+    n = len(reload_lines(srv))
     p = srv.cli(*REF_ADD)
     assert RELOADS in p.stdout.decode(), p.stdout
-    bhtest.wait_until(lambda: len(reload_lines(srv)) > before, 10,
-                      what="the server logging its reload after connector add")
-    before = len(reload_lines(srv))
+    n = wait_reload(srv, n, 2, "connector add")
     p = srv.cli(*REF_SET)
     assert RELOADS in p.stdout.decode(), p.stdout
-    bhtest.wait_until(lambda: len(reload_lines(srv)) > before, 10,
-                      what="the server logging its reload after connector set")
+    n = wait_reload(srv, n, 2, "connector set")
     # Still serving.
     c = srv.client()
     c.ehlo()
     c.quit()
-    before = len(reload_lines(srv))
     p = srv.cli("connector", "remove", "MicrosoftOnline")
     assert RELOADS in p.stdout.decode(), p.stdout
-    bhtest.wait_until(lambda: len(reload_lines(srv)) > before, 10,
-                      what="the server logging its reload after connector remove")
+    n = wait_reload(srv, n, 1, "connector remove")
     assert srv.running()
     # A refused change does not signal it.
-    time.sleep(0.2)
-    before = len(reload_lines(srv))
     refused(srv, "connector", "set", "nosuch", "--tls", "verify")
+    refused(srv, "connector", "set", "main1", "--tls", "verify")
     time.sleep(0.5)
-    assert len(reload_lines(srv)) == before
+    assert len(reload_lines(srv)) == n
+    assert "reload failed" not in srv.stderr()
