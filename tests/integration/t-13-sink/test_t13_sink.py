@@ -347,3 +347,98 @@ def test_help():
                        text=True, timeout=30)
     assert p.returncode == 0
     assert "--listen ADDR:PORT" in p.stdout and "DIR/mail/ID.eml" in p.stdout
+
+
+def test_make_run_delivers_to_the_sink(tmp_path):
+    """run/start.sh on a copy of run/ (free ports): a message sent to the
+    relay over STARTTLS leaves through connector local-sink over verified
+    TLS and arrives in sink-state/mail/; Ctrl-C stops both, exit 0."""
+    binary = bhtest.find_binary()
+    run = tmp_path / "run"
+    shutil.copytree(bhtest.REPO / "run", run,
+                    ignore=shutil.ignore_patterns("state", "sink-state"))
+    relay_port, sink_port = bhtest.free_port(), bhtest.free_port()
+    conf = run / "bridgehead.conf"
+    text = conf.read_text()
+    assert "address = 127.0.0.1:2525" in text, "run/bridgehead.conf does not listen on 127.0.0.1:2525"
+    conf.write_text(text.replace("address = 127.0.0.1:2525", f"address = 127.0.0.1:{relay_port}"))
+    connector = run / "connectors.d" / "local-sink.conf"
+    text = connector.read_text()
+    assert "smart_hosts = [127.0.0.1]:2526" in text, "local-sink.conf does not point at the sink"
+    assert re.search(r"(?m)^tls = verify$", text), "local-sink.conf is not tls = verify"
+    connector.write_text(text.replace("[127.0.0.1]:2526", f"[127.0.0.1]:{sink_port}"))
+
+    out_path = tmp_path / "start.out"
+    env = dict(os.environ, BRIDGEHEAD_SINK_LISTEN=f"127.0.0.1:{sink_port}")
+    env.pop("BRIDGEHEAD_CONFIG", None)
+    with open(out_path, "wb") as out:
+        proc = subprocess.Popen(["sh", str(run / "start.sh"), binary], stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
+    output = lambda: out_path.read_text(errors="replace")
+    try:
+        def relay_up():
+            assert proc.poll() is None, f"start.sh exited with {proc.returncode}:\n{output()}"
+            try:
+                bhtest.socket.create_connection(("127.0.0.1", relay_port), timeout=1).close()
+                return True
+            except OSError:
+                return False
+        bhtest.wait_until(relay_up, 30, what="the relay to listen")
+        assert "sink-state/mail/ID.eml" in output(), f"start.sh does not say where mail arrives:\n{output()}"
+
+        content = bhtest.canonical((CORPUS / "018-py-msg_26.eml").read_bytes())
+        smtp = RecordingSMTP("127.0.0.1", relay_port, local_hostname=HELO, timeout=30)
+        smtp.starttls(context=bhtest.tls_client_context())
+        smtp.ehlo()
+        smtp.sendmail(SENDER, ["user@example.test"], content)
+        relay_id = queued_id(smtp)
+        smtp.quit()
+
+        mail = run / "sink-state" / "mail"
+        files = bhtest.wait_until(lambda: sorted(mail.glob("*.eml")) if mail.is_dir() else [],
+                                  30, what=f"a message in {mail}\n{output()}")
+        assert len(files) == 1, f"want one message in {mail}, got {files}"
+        sink_id = files[0].stem
+        sink_header, rest = bhtest.split_received(files[0].read_bytes())
+        relay_header, rest = bhtest.split_received(rest)
+        assert rest == content, "the message arrived changed (beyond two Received: headers)"
+        assert "by sink.localdomain" in bhtest.unfold(sink_header)
+        assert "ESMTPS" in bhtest.unfold(sink_header), "relay -> sink was not over TLS"
+        assert "by bridgehead.localdomain" in bhtest.unfold(relay_header)
+
+        line = bhtest.wait_until(
+            lambda: next((ln for ln in output().splitlines() if ln.startswith(sink_id + " ")), None),
+            10, what="the sink's line on start.sh's output")
+        assert re.fullmatch(rf"{sink_id} from=<{SENDER}> to=<user@example\.test> "
+                            rf"size={files[0].stat().st_size} tls=TLSv1\.[23]/\S+", line), line
+
+        def delivered():
+            log = run / "state" / "log" / "tracking.jsonl"
+            for ln in (log.read_text().splitlines() if log.exists() else []):
+                ev = bhtest.json.loads(ln)
+                if ev.get("id") == relay_id and ev.get("event") == "delivered":
+                    return ev
+            return None
+        ev = bhtest.wait_until(delivered, 10, what="the delivered event")
+        assert ev["connector"] == "local-sink", ev
+        assert ev["tls"] and ev["tls"]["verified"] is True, f"not verified TLS: {ev}"
+        assert sink_id in (ev.get("reply") or ""), f"reply does not name the sink's id: {ev}"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does
+            try:
+                rc = proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                raise AssertionError(f"start.sh did not stop on SIGINT:\n{output()}")
+        else:
+            rc = proc.returncode
+    assert rc == 0, f"start.sh exited {rc} after Ctrl-C:\n{output()}"
+    try:
+        os.killpg(proc.pid, 0)
+        raise AssertionError(f"processes of start.sh still run after it exited:\n{output()}")
+    except ProcessLookupError:
+        pass
+    assert "bridgehead sink stopped" in (run / "sink-state" / "sink.log").read_text()
