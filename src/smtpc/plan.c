@@ -252,8 +252,11 @@ walk_dns_done(void *arg, const struct dns_result *r)
 			    "no address for the next hop");
 	} else {
 		const char *what = mx ? p->domain : p->names[w->name_idx - 1].host;
-		say(w->reason, sizeof w->reason, "DNS: %s: %s", what,
-		    r->reason != NULL ? r->reason : "lookup failed");
+		if (r->reason != NULL)
+			say(w->reason, sizeof w->reason, "DNS: %s", r->reason);
+		else
+			say(w->reason, sizeof w->reason, "DNS: %s: lookup failed",
+			    what);
 		/* Only the recipient domain's own answer is permanent. */
 		if (mx && r->status != DNS_TEMPFAIL) {
 			w->fail = SMTPC_PERMFAIL;

@@ -155,6 +155,8 @@ struct smtpc_sess {
 };
 
 static void enter_state(struct smtpc_sess *s, enum sess_state next);
+static void bad_reply_reason(const uint8_t *data, size_t len, char *out,
+			     size_t outlen);
 
 /*
  * snprintf that may cut: reasons and replies are bounded texts, and a cut
@@ -1122,19 +1124,55 @@ sess_read(struct smtpc_sess *s)
 			return;
 		enum smtp_reply_status st =
 			smtp_reply_next(&s->rr, data, len, &used);
+		if (st == SMTP_REPLY_BAD) {
+			char why[SMTPC_REPLY_MAX];
+			bad_reply_reason(data, len, why, sizeof why);
+			sess_abort(s, 0, "4.5.0", why);
+			return;
+		}
 		io_drop(s->io, used);
 		if (st == SMTP_REPLY_NEED_MORE)
 			return;
-		if (st == SMTP_REPLY_BAD) {
-			sess_abort(s, 0, "4.5.0",
-				   "malformed reply from the next hop");
-			return;
-		}
 		sess_reply(s, &s->rr);
 		/* After STARTTLS's 220 the clear-text rest was discarded. */
 		if (s->state == S_HANDSHAKE)
 			return;
 	}
+}
+
+/*
+ * A reply the reader refused (case C25: continuation lines with another
+ * code, an overlong line): its last complete line, when it looks like a
+ * reply line, says what the peer meant ("220-hello" then "554 no
+ * service"); else a generic reason.
+ */
+static void
+bad_reply_reason(const uint8_t *data, size_t len, char *out, size_t outlen)
+{
+	size_t end = len, start;
+
+	while (end > 0 && data[end - 1] != '\n')
+		end--;
+	if (end == 0) {
+		say(out, outlen, "malformed reply from the next hop");
+		return;
+	}
+	size_t stop = end - 1;
+	if (stop > 0 && data[stop - 1] == '\r')
+		stop--;
+	start = stop;
+	while (start > 0 && data[start - 1] != '\n')
+		start--;
+	const uint8_t *l = data + start;
+	size_t n = stop - start;
+	if (n < 3 || l[0] < '2' || l[0] > '5' || l[1] < '0' || l[1] > '9' ||
+	    l[2] < '0' || l[2] > '9' || (n > 3 && l[3] != ' ')) {
+		say(out, outlen, "malformed reply from the next hop");
+		return;
+	}
+	char esc[SMTPC_REPLY_MAX];
+	log_escape(esc, sizeof esc, l, n);
+	say(out, outlen, "%s", esc);
 }
 
 static void

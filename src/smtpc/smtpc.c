@@ -52,6 +52,7 @@ struct job {
 	bool have_hop;
 	struct event *ev_later;
 	char reason[SMTPC_REPLY_MAX];
+	char tls_note[SMTPC_REPLY_MAX];
 };
 
 struct dest {
@@ -238,6 +239,10 @@ job_report(struct job *j, struct smtpc_sess *s)
 		res.client_cert = smtpc_sess_client_cert(s);
 		res.peer_dsn = j->txn.peer_dsn;
 	}
+	if (j->tls_note[0] != '\0' && res.tls_version == NULL) {
+		res.tls_note = j->tls_note;
+		log_info("%s: %s", j->job.env->id, j->tls_note);
+	}
 	const struct envelope *env = j->job.env;
 	for (size_t i = 0; i < j->job.n_rcpts; i++) {
 		const struct smtpc_rcpt_result *r = &j->results[i];
@@ -339,6 +344,11 @@ job_next_hop(struct job *j)
 		j->have_hop = true;
 		bool skip = d->plan.policy.tls == CONF_CONNECTOR_TLS_MAY &&
 			    smtpc_tls_failed_recently(e->tls, hop.addr);
+		if (skip)
+			say(j->tls_note, sizeof j->tls_note,
+			    "STARTTLS not tried with %s: a TLS handshake with "
+			    "it failed within the last hour; sent in clear text",
+			    hop.addr);
 		j->sess = smtpc_sess_new(e->base, &e->sessions, e->tls, &hop,
 					 &d->plan.policy, skip, false,
 					 job_sess_cb, j, err, sizeof err);
@@ -443,6 +453,11 @@ job_sess_cb(struct smtpc_sess *s, enum smtpc_sess_event ev, void *arg)
 		bool clear = smtpc_sess_retry_clear(s);
 		if (j->walk != NULL)
 			smtpc_walk_set_reason(j->walk, smtpc_sess_reason(s));
+		if (clear)
+			say(j->tls_note, sizeof j->tls_note,
+			    "TLS handshake with %s failed (%s); sent in clear "
+			    "text",
+			    j->last_hop.addr, smtpc_sess_reason(s));
 		smtpc_sess_close(s);
 		j->sess = NULL;
 		if (j->reused) {

@@ -74,6 +74,10 @@ struct smtpc_result {
 	bool tls_verified;
 	const char *client_cert;	/* subject + SANs we presented, or NULL */
 	bool peer_dsn;			/* the peer offered DSN (NOTIFY passed on) */
+	/* Under tls = may, why the mail went in clear text although TLS was
+	 * tried or is known to fail with this host ("TLS handshake with
+	 * 192.0.2.1:25 failed (...); sent in clear text"), or NULL. */
+	const char *tls_note;
 };
 
 typedef void smtpc_done_cb(void *arg, const struct smtpc_job *job,
