@@ -46,7 +46,7 @@
 #include "queue/jsonw.h"
 #include "util/pidfile.h"
 
-#define MAX_ITEMS 4096	/* elements of one list option, as the loader */
+#define MAX_ITEMS 4096 /* elements of one list option, as the loader */
 #define ERR_LEN 1024
 
 enum sub { SUB_ADD, SUB_SET, SUB_LIST, SUB_SHOW, SUB_REMOVE };
@@ -55,16 +55,16 @@ enum sub { SUB_ADD, SUB_SET, SUB_LIST, SUB_SHOW, SUB_REMOVE };
 struct list {
 	char **items;
 	size_t n;
-	bool given;	/* an empty value clears the list */
+	bool given; /* an empty value clears the list */
 };
 
 struct opts {
 	enum sub sub;
-	const char *cmd;	/* "connector add", for messages */
+	const char *cmd; /* "connector add", for messages */
 	const char *config;
 	const char *name;
 	bool json;
-	unsigned changes;	/* options that change a connector */
+	unsigned changes; /* options that change a connector */
 
 	struct list spaces, hosts, bridgeheads, tls_match;
 	bool dns;
@@ -89,30 +89,28 @@ enum {
 };
 
 static const struct option long_options[] = {
-	{ "address-space", required_argument, NULL, OPT_ADDRESS_SPACE },
-	{ "smart-host", required_argument, NULL, OPT_SMART_HOST },
-	{ "dns", no_argument, NULL, OPT_DNS },
-	{ "bridgehead", required_argument, NULL, OPT_BRIDGEHEAD },
-	{ "tls", required_argument, NULL, OPT_TLS },
-	{ "port", required_argument, NULL, OPT_PORT },
-	{ "tls-match", required_argument, NULL, OPT_TLS_MATCH },
-	{ "tls-ca-file", required_argument, NULL, OPT_TLS_CA_FILE },
-	{ "auth-username", required_argument, NULL, OPT_AUTH_USERNAME },
-	{ "auth-password-file", required_argument, NULL,
-	  OPT_AUTH_PASSWORD_FILE },
-	{ "client-certificate", required_argument, NULL,
-	  OPT_CLIENT_CERTIFICATE },
-	{ "max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS },
-	{ "json", no_argument, NULL, OPT_JSON },
-	{ "config", required_argument, NULL, 'c' },
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
+	{"address-space", required_argument, NULL, OPT_ADDRESS_SPACE},
+	{"smart-host", required_argument, NULL, OPT_SMART_HOST},
+	{"dns", no_argument, NULL, OPT_DNS},
+	{"bridgehead", required_argument, NULL, OPT_BRIDGEHEAD},
+	{"tls", required_argument, NULL, OPT_TLS},
+	{"port", required_argument, NULL, OPT_PORT},
+	{"tls-match", required_argument, NULL, OPT_TLS_MATCH},
+	{"tls-ca-file", required_argument, NULL, OPT_TLS_CA_FILE},
+	{"auth-username", required_argument, NULL, OPT_AUTH_USERNAME},
+	{"auth-password-file", required_argument, NULL, OPT_AUTH_PASSWORD_FILE},
+	{"client-certificate", required_argument, NULL, OPT_CLIENT_CERTIFICATE},
+	{"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+	{"json", no_argument, NULL, OPT_JSON},
+	{"config", required_argument, NULL, 'c'},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
 };
 
 /* Help. */
 
-#define USAGE_LINE                                                          \
-	"usage: bridgehead connector add|set|list|show|remove ... "         \
+#define USAGE_LINE                                                             \
+	"usage: bridgehead connector add|set|list|show|remove ... "            \
 	"(bridgehead connector --help)\n"
 
 static const char options_help[] =
@@ -177,7 +175,8 @@ usage_add(FILE *out)
 		"\n"
 		"Writes connectors.d/NAME.conf after checking every value and "
 		"loading the\n"
-		"whole configuration with it; nothing changes on an error (exit "
+		"whole configuration with it; nothing changes on an error "
+		"(exit "
 		"2).  NAME:\n"
 		"letters, digits, '.', '_', '-', 64 at most.\n\n%s",
 		options_help);
@@ -235,8 +234,8 @@ usage_remove(FILE *out)
 }
 
 static void (*const usages[])(FILE *) = {
-	[SUB_ADD] = usage_add,	   [SUB_SET] = usage_set,
-	[SUB_LIST] = usage_list,   [SUB_SHOW] = usage_show,
+	[SUB_ADD] = usage_add,	     [SUB_SET] = usage_set,
+	[SUB_LIST] = usage_list,     [SUB_SHOW] = usage_show,
 	[SUB_REMOVE] = usage_remove,
 };
 
@@ -248,7 +247,7 @@ list_free(struct list *l)
 	for (size_t i = 0; i < l->n; i++)
 		free(l->items[i]);
 	free(l->items);
-	*l = (struct list){ NULL, 0, false };
+	*l = (struct list){NULL, 0, false};
 }
 
 static void
@@ -311,8 +310,9 @@ static int
 single(struct opts *o, const char **dst, const char *opt, const char *value)
 {
 	if (*dst != NULL) {
-		fprintf(stderr, "bridgehead %s: --%s is given twice ('%s', "
-				"'%s')\n",
+		fprintf(stderr,
+			"bridgehead %s: --%s is given twice ('%s', "
+			"'%s')\n",
 			o->cmd, opt, *dst, value);
 		return -1;
 	}
@@ -391,8 +391,9 @@ parse_sub_options(struct opts *o, int argc, char **argv)
 			usages[o->sub](stdout);
 			return CLI_OK;
 		case ':':
-			fprintf(stderr, "bridgehead %s: option '%s' needs a "
-					"value\n",
+			fprintf(stderr,
+				"bridgehead %s: option '%s' needs a "
+				"value\n",
 				o->cmd, argv[optind - 1]);
 			return CLI_USAGE;
 		case '?':
@@ -424,8 +425,9 @@ check_words(struct opts *o, int argc, char **argv)
 		return CLI_USAGE;
 	}
 	if (wants_name && left == 0) {
-		fprintf(stderr, "bridgehead %s: the connector NAME is "
-				"missing\n",
+		fprintf(stderr,
+			"bridgehead %s: the connector NAME is "
+			"missing\n",
 			o->cmd);
 		usages[o->sub](stderr);
 		return CLI_USAGE;
@@ -443,20 +445,23 @@ check_words(struct opts *o, int argc, char **argv)
 		}
 	}
 	if (!modifies && o->changes > 0) {
-		fprintf(stderr, "bridgehead %s: connector options go with add "
-				"and set only\n",
+		fprintf(stderr,
+			"bridgehead %s: connector options go with add "
+			"and set only\n",
 			o->cmd);
 		return CLI_USAGE;
 	}
 	if (!prints && o->json) {
-		fprintf(stderr, "bridgehead %s: --json goes with list and show "
-				"only\n",
+		fprintf(stderr,
+			"bridgehead %s: --json goes with list and show "
+			"only\n",
 			o->cmd);
 		return CLI_USAGE;
 	}
 	if (o->sub == SUB_SET && o->changes == 0) {
-		fprintf(stderr, "bridgehead %s: nothing to change (give at "
-				"least one option)\n",
+		fprintf(stderr,
+			"bridgehead %s: nothing to change (give at "
+			"least one option)\n",
 			o->cmd);
 		return CLI_USAGE;
 	}
@@ -540,8 +545,8 @@ connector_copy(struct conf_connector *dst, const struct conf_connector *src)
 			 src->n_tls_match))
 		return -1;
 	if (src->n_address_spaces > 0) {
-		dst->address_spaces =
-			calloc(src->n_address_spaces, sizeof(*src->address_spaces));
+		dst->address_spaces = calloc(src->n_address_spaces,
+					     sizeof(*src->address_spaces));
 		if (dst->address_spaces == NULL)
 			return -1;
 		for (size_t i = 0; i < src->n_address_spaces; i++) {
@@ -593,9 +598,8 @@ strings_eq(char *const *a, size_t an, char *const *b, size_t bn)
 static bool
 connector_eq(const struct conf_connector *a, const struct conf_connector *b)
 {
-	if (!str_eq(a->name, b->name) || a->dns != b->dns ||
-	    a->tls != b->tls || a->port != b->port ||
-	    a->max_connections != b->max_connections ||
+	if (!str_eq(a->name, b->name) || a->dns != b->dns || a->tls != b->tls ||
+	    a->port != b->port || a->max_connections != b->max_connections ||
 	    a->tls_client_certificate != b->tls_client_certificate ||
 	    !str_eq(a->tls_ca_file, b->tls_ca_file) ||
 	    !str_eq(a->auth_username, b->auth_username) ||
@@ -694,9 +698,10 @@ apply_hosts(const struct opts *o, struct conf_connector *c)
 	if (!o->hosts.given)
 		return 0;
 	if (o->hosts.n == 0)
-		return value_error(o, OPT_SMART_HOST,
-				   "the list of smart hosts is empty (use --dns "
-				   "for MX routing)");
+		return value_error(
+			o, OPT_SMART_HOST,
+			"the list of smart hosts is empty (use --dns "
+			"for MX routing)");
 	if ((a = calloc(o->hosts.n, sizeof *a)) == NULL)
 		return value_error(o, OPT_SMART_HOST, "out of memory");
 	for (size_t i = 0; i < c->n_smart_hosts; i++)
@@ -760,8 +765,8 @@ apply_names(const struct opts *o, int code, const struct list *l,
 }
 
 static int
-apply_number(const struct opts *o, int code, const char *value,
-	     unsigned min, unsigned max, unsigned *out)
+apply_number(const struct opts *o, int code, const char *value, unsigned min,
+	     unsigned max, unsigned *out)
 {
 	char err[ERR_LEN];
 	unsigned long v = 0;
@@ -955,9 +960,9 @@ check_whole(const struct opts *o, const struct conf_connector *c)
 			 "password is never sent in clear text); the "
 			 "connector's TLS policy is %s",
 			 conf_connector_tls_name(c->tls));
-		return value_error(o, o->auth_username != NULL
-					      ? OPT_AUTH_USERNAME
-					      : OPT_TLS,
+		return value_error(o,
+				   o->auth_username != NULL ? OPT_AUTH_USERNAME
+							    : OPT_TLS,
 				   err);
 	}
 	return 0;
@@ -970,9 +975,8 @@ apply_options(const struct opts *o, struct conf_connector *c)
 	    apply_names(o, OPT_BRIDGEHEAD, &o->bridgeheads, CONF_DOMAIN_FQDN,
 			&c->source_bridgeheads,
 			&c->n_source_bridgeheads) == -1 ||
-	    apply_names(o, OPT_TLS_MATCH, &o->tls_match,
-			CONF_DOMAIN_SUBDOMAINS, &c->tls_match,
-			&c->n_tls_match) == -1 ||
+	    apply_names(o, OPT_TLS_MATCH, &o->tls_match, CONF_DOMAIN_SUBDOMAINS,
+			&c->tls_match, &c->n_tls_match) == -1 ||
 	    apply_scalars(o, c) == -1 || apply_auth(o, c) == -1)
 		return -1;
 	return check_whole(o, c);
@@ -982,17 +986,16 @@ apply_options(const struct opts *o, struct conf_connector *c)
 
 struct change {
 	const struct opts *o;
-	char dir[PATH_MAX];	/* .../connectors.d */
-	char path[PATH_MAX];	/* .../connectors.d/NAME.conf */
-	char tmp[PATH_MAX];	/* .../connectors.d/.NAME.conf.tmp */
+	char dir[PATH_MAX];  /* .../connectors.d */
+	char path[PATH_MAX]; /* .../connectors.d/NAME.conf */
+	char tmp[PATH_MAX];  /* .../connectors.d/.NAME.conf.tmp */
 	int dirfd;
 	bool made_dir;
-	bool io_failed;		/* the disk, not the request: exit 1 */
-	struct conf *conf;	/* loaded under the lock */
+	bool io_failed;	   /* the disk, not the request: exit 1 */
+	struct conf *conf; /* loaded under the lock */
 };
 
-static int
-fail(const struct opts *o, const char *fmt, ...)
+static int fail(const struct opts *o, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 static int
@@ -1033,8 +1036,7 @@ change_paths(struct change *ch, const struct conf *conf, const char *name)
 }
 
 /* A failure of the disk or the system, not of the request. */
-static int
-io_fail(struct change *ch, const char *fmt, ...)
+static int io_fail(struct change *ch, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 static int
@@ -1075,10 +1077,10 @@ open_dir(struct change *ch, const struct conf *conf, bool create)
 		ch->made_dir = true;
 		if (chmod(ch->dir, 0755) == -1 || fsync_dir(conf->dir) == -1)
 			return io_fail(ch, "cannot make %s: %s", ch->dir,
-				    strerror(errno));
+				       strerror(errno));
 	} else if (create && errno != EEXIST) {
 		return io_fail(ch, "cannot make %s: %s", ch->dir,
-			    strerror(errno));
+			       strerror(errno));
 	}
 	ch->dirfd = open(ch->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (ch->dirfd == -1)
@@ -1151,9 +1153,8 @@ write_tmp(struct change *ch, const struct conf_connector *c)
 
 	if (text == NULL)
 		return fail(ch->o, "out of memory");
-	fd = open(ch->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
-				   O_CLOEXEC,
-		  0644);
+	fd = open(ch->tmp,
+		  O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd == -1) {
 		io_fail(ch, "cannot create %s: %s", ch->tmp, strerror(errno));
 		goto out;
@@ -1183,26 +1184,29 @@ static int
 prove(struct change *ch, const char *name, const struct conf_connector *want)
 {
 	char err[ERR_LEN];
-	struct conf *after = conf_load_replacing(
-		ch->conf->path, name, want != NULL ? ch->tmp : NULL, err,
-		sizeof err);
+	struct conf *after = conf_load_replacing(ch->conf->path, name,
+						 want != NULL ? ch->tmp : NULL,
+						 err, sizeof err);
 	int rc = 0;
 
 	if (after == NULL)
-		return fail(ch->o, "refused: with this change the configuration "
-				   "would not load: %s",
+		return fail(ch->o,
+			    "refused: with this change the configuration "
+			    "would not load: %s",
 			    err);
 	if (want != NULL) {
 		const struct conf_connector *got =
 			conf_connector_find(after, name);
 		if (got == NULL || !connector_eq(got, want) ||
 		    strcmp(got->file, ch->path) != 0)
-			rc = fail(ch->o, "refused: %s does not read back as "
-					 "written",
+			rc = fail(ch->o,
+				  "refused: %s does not read back as "
+				  "written",
 				  ch->path);
 	} else if (conf_connector_find(after, name) != NULL) {
-		rc = fail(ch->o, "refused: connector %s would still be "
-				 "defined after removing %s",
+		rc = fail(ch->o,
+			  "refused: connector %s would still be "
+			  "defined after removing %s",
 			  name, ch->path);
 	}
 	conf_free(after);
@@ -1327,7 +1331,9 @@ do_remove(struct change *ch, const struct conf_connector *old)
 }
 
 static const char *const done_words[] = {
-	[SUB_ADD] = "added", [SUB_SET] = "changed", [SUB_REMOVE] = "removed",
+	[SUB_ADD] = "added",
+	[SUB_SET] = "changed",
+	[SUB_REMOVE] = "removed",
 };
 
 /*
@@ -1346,8 +1352,9 @@ check_request(struct change *ch, const struct conf *conf, char *name,
 		return fail(o, "a connector named %s already exists (%s:%d)",
 			    old->name, old->file, old->line);
 	if (o->sub != SUB_ADD && old == NULL)
-		return fail(o, "no connector named %s (bridgehead connector "
-			       "list)",
+		return fail(o,
+			    "no connector named %s (bridgehead connector "
+			    "list)",
 			    o->name);
 	/* set and remove act on the file as the connector spells its name. */
 	snprintf(name, namelen, "%s", old != NULL ? old->name : o->name);
@@ -1366,7 +1373,7 @@ check_request(struct change *ch, const struct conf *conf, char *name,
 static int
 run_change(const struct opts *o)
 {
-	struct change ch = { .o = o, .dirfd = -1 };
+	struct change ch = {.o = o, .dirfd = -1};
 	struct conf *first = cli_load_conf(o->config);
 	const struct conf_connector *old = NULL;
 	char name[128];
@@ -1383,8 +1390,9 @@ run_change(const struct opts *o)
 	if (rc == 0) {
 		old = conf_connector_find(ch.conf, name);
 		if (o->sub == SUB_ADD && old != NULL)
-			rc = fail(o, "a connector named %s already exists "
-				     "(%s:%d)",
+			rc = fail(o,
+				  "a connector named %s already exists "
+				  "(%s:%d)",
 				  old->name, old->file, old->line);
 		else if (o->sub != SUB_ADD && old == NULL)
 			rc = fail(o, "no connector named %s any more", name);
@@ -1440,8 +1448,8 @@ print_line(const struct conf_connector *c, FILE *out)
 		format_host(&c->smart_hosts[i], host, sizeof host);
 		fprintf(out, "%s%s", i > 0 ? "," : "", host);
 	}
-	fprintf(out, " tls=%s source_bridgeheads=",
-		conf_connector_tls_name(c->tls));
+	fprintf(out,
+		" tls=%s source_bridgeheads=", conf_connector_tls_name(c->tls));
 	if (c->n_source_bridgeheads == 0)
 		fprintf(out, "any");
 	for (size_t i = 0; i < c->n_source_bridgeheads; i++)
@@ -1590,9 +1598,8 @@ static const struct {
 	const char *word;
 	enum sub sub;
 } subs[] = {
-	{ "add", SUB_ADD },	  { "set", SUB_SET },
-	{ "list", SUB_LIST },	  { "show", SUB_SHOW },
-	{ "remove", SUB_REMOVE },
+	{"add", SUB_ADD},   {"set", SUB_SET},	    {"list", SUB_LIST},
+	{"show", SUB_SHOW}, {"remove", SUB_REMOVE},
 };
 
 /* Options before the subcommand: -c FILE and --help only. */
@@ -1613,13 +1620,15 @@ parse_group_options(int argc, char **argv, const char **config)
 			usage_group(stdout);
 			return CLI_OK;
 		case ':':
-			fprintf(stderr, "bridgehead connector: option '%s' "
-					"needs a value\n" USAGE_LINE,
+			fprintf(stderr,
+				"bridgehead connector: option '%s' "
+				"needs a value\n" USAGE_LINE,
 				argv[optind - 1]);
 			return CLI_USAGE;
 		default:
-			fprintf(stderr, "bridgehead connector: option '%s' "
-					"goes after the subcommand\n" USAGE_LINE,
+			fprintf(stderr,
+				"bridgehead connector: option '%s' "
+				"goes after the subcommand\n" USAGE_LINE,
 				argv[optind - 1]);
 			return CLI_USAGE;
 		}
@@ -1630,7 +1639,7 @@ parse_group_options(int argc, char **argv, const char **config)
 int
 cli_connector(int argc, char **argv)
 {
-	struct opts o = { 0 };
+	struct opts o = {0};
 	char cmd[32];
 	int rc = parse_group_options(argc, argv, &o.config);
 	size_t s;
@@ -1646,8 +1655,9 @@ cli_connector(int argc, char **argv)
 		if (strcmp(argv[optind], subs[s].word) == 0)
 			break;
 	if (s == sizeof subs / sizeof subs[0]) {
-		fprintf(stderr, "bridgehead connector: unknown subcommand "
-				"'%s'\n" USAGE_LINE,
+		fprintf(stderr,
+			"bridgehead connector: unknown subcommand "
+			"'%s'\n" USAGE_LINE,
 			argv[optind]);
 		return CLI_USAGE;
 	}

@@ -32,16 +32,16 @@
 
 /* How specifically an address space matched: higher is more specific. */
 struct match {
-	int kind;	/* MATCH_NONE .. MATCH_EXACT */
-	size_t suffix;	/* for MATCH_SUFFIX: length of the suffix */
+	int kind;      /* MATCH_NONE .. MATCH_EXACT */
+	size_t suffix; /* for MATCH_SUFFIX: length of the suffix */
 	unsigned cost;
 };
 
 enum {
 	MATCH_NONE,
-	MATCH_ANY,	/* "*" */
-	MATCH_SUFFIX,	/* "*.example.com" */
-	MATCH_EXACT,	/* "example.com" */
+	MATCH_ANY,    /* "*" */
+	MATCH_SUFFIX, /* "*.example.com" */
+	MATCH_EXACT,  /* "example.com" */
 };
 
 /* The length of a name without one trailing dot ("example.com."). */
@@ -70,7 +70,7 @@ static struct match
 match_space(const struct conf_address_space *as, const char *domain,
 	    size_t dlen)
 {
-	struct match m = { MATCH_NONE, 0, as->cost };
+	struct match m = {MATCH_NONE, 0, as->cost};
 	const char *pat = as->pattern;
 	size_t plen = name_len(pat);
 
@@ -110,7 +110,7 @@ const struct conf_connector *
 route_lookup(const struct conf *conf, const char *domain)
 {
 	const struct conf_connector *best = NULL;
-	struct match best_m = { MATCH_NONE, 0, 0 };
+	struct match best_m = {MATCH_NONE, 0, 0};
 	size_t dlen;
 
 	if (conf == NULL || domain == NULL)
@@ -119,8 +119,8 @@ route_lookup(const struct conf *conf, const char *domain)
 	for (size_t i = 0; i < conf->n_connectors; i++) {
 		const struct conf_connector *c = &conf->connectors[i];
 		for (size_t j = 0; j < c->n_address_spaces; j++) {
-			struct match m =
-				match_space(&c->address_spaces[j], domain, dlen);
+			struct match m = match_space(&c->address_spaces[j],
+						     domain, dlen);
 			if (m.kind == MATCH_NONE)
 				continue;
 			if (best == NULL || better(&m, &best_m)) {
@@ -142,8 +142,7 @@ same_name(const char *a, const char *b)
 }
 
 bool
-route_is_source(const struct conf *conf,
-		const struct conf_connector *connector)
+route_is_source(const struct conf *conf, const struct conf_connector *connector)
 {
 	/* No connector: MX routing, which every node does itself. */
 	if (connector == NULL || connector->n_source_bridgeheads == 0)
@@ -162,8 +161,7 @@ route_is_source(const struct conf *conf,
  * dot), so "Example.COM" and "example.com." share one transaction.
  */
 int
-route_key(const struct conf *conf, const char *domain, char *out,
-	  size_t outlen)
+route_key(const struct conf *conf, const char *domain, char *out, size_t outlen)
 {
 	const struct conf_connector *c = route_lookup(conf, domain);
 	static const char mx[] = "mx:";

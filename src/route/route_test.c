@@ -19,7 +19,7 @@
 struct spec {
 	const char *name;
 	const char *spaces[4];
-	unsigned costs[4];	/* 0: 1 */
+	unsigned costs[4]; /* 0: 1 */
 	const char *sources[4];
 };
 
@@ -54,7 +54,8 @@ build(struct model *m, const char *server_name, const struct spec *specs,
 			c->n_address_spaces = j + 1;
 		}
 		for (size_t j = 0; j < 4 && specs[i].sources[j] != NULL; j++) {
-			m->sources[i][j] = (char *)(uintptr_t)specs[i].sources[j];
+			m->sources[i][j] =
+				(char *)(uintptr_t)specs[i].sources[j];
 			c->n_source_bridgeheads = j + 1;
 		}
 	}
@@ -221,7 +222,7 @@ test_is_source(void **state)
 	for (size_t i = 0; i < sizeof source_cases / sizeof source_cases[0];
 	     i++) {
 		const struct source_case *t = &source_cases[i];
-		struct spec s = { "c", { "*" }, { 0 }, { 0 } };
+		struct spec s = {"c", {"*"}, {0}, {0}};
 		struct model m;
 		memcpy(s.sources, t->sources, sizeof s.sources);
 		build(&m, t->server_name, &s, 1);
@@ -299,11 +300,15 @@ static void
 test_key_splits_recipients(void **state)
 {
 	static const char *const rcpt_domains[] = {
-		"contoso1.microsoftonline.com", "CONTOSO1.microsoftonline.com",
-		"example.com", "Example.Com.", "partner.test", "a.partner.test",
+		"contoso1.microsoftonline.com",
+		"CONTOSO1.microsoftonline.com",
+		"example.com",
+		"Example.Com.",
+		"partner.test",
+		"a.partner.test",
 	};
 	/* Which earlier recipient each one travels with (-1: a new route). */
-	static const int want_with[] = { -1, 0, -1, 2, -1, -1 };
+	static const int want_with[] = {-1, 0, -1, 2, -1, -1};
 	char keys[6][300];
 	struct model m;
 	int failures = 0;
