@@ -139,11 +139,12 @@ sink_usage(FILE *out)
 		"  --listen ADDR:PORT  where to listen: 127.0.0.1:2526, "
 		"[::1]:2526\n"
 		"  --dir DIR           its folder (made if missing)\n"
-		"  --fqdn NAME         its name: banner, EHLO and certificate "
-		"(default %s)\n"
-		"  --tls WORD          STARTTLS: off, offer (default), require, "
-		"or implicit\n"
-		"                      (TLS from the first byte)\n"
+		"  --fqdn NAME         its name: banner, EHLO and "
+		"certificate\n"
+		"                      (default %s)\n"
+		"  --tls WORD          STARTTLS: off, offer (default), "
+		"require;\n"
+		"                      or implicit (TLS from the first byte)\n"
 		"  -v, --verbose       log debug lines too\n"
 		"\n"
 		"It takes no -c: its configuration is DIR/sink.conf.  "
@@ -289,8 +290,8 @@ sink_prepare_dir(struct sink *sk)
 {
 	if (sink_mkdirs(sk->opts.dir) == -1 ||
 	    realpath(sk->opts.dir, sk->dir) == NULL) {
-		fprintf(stderr, "bridgehead sink: --dir %s: %s\n",
-			sk->opts.dir, strerror(errno));
+		fprintf(stderr, "bridgehead sink: --dir %s: %s\n", sk->opts.dir,
+			strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -367,8 +368,7 @@ sink_write_conf(const struct sink *sk, char *path, size_t pathlen)
 	int a = snprintf(path, pathlen, "%s/%s", sk->dir, SINK_CONF_NAME);
 	int b = snprintf(tmp, sizeof tmp, "%s/.%s.tmp", sk->dir,
 			 SINK_CONF_NAME);
-	if (a < 0 || (size_t)a >= pathlen || b < 0 ||
-	    (size_t)b >= sizeof tmp) {
+	if (a < 0 || (size_t)a >= pathlen || b < 0 || (size_t)b >= sizeof tmp) {
 		fprintf(stderr, "bridgehead sink: --dir %s: path too long\n",
 			sk->dir);
 		return -1;
@@ -461,8 +461,8 @@ sink_print(struct sink *sk, const struct envelope *env)
 			 env->tls_cipher != NULL ? env->tls_cipher : "-");
 	else
 		snprintf(tls, sizeof tls, "none");
-	int rc = printf("%s from=<%s> to=%s size=%" PRIu64 " tls=%s\n",
-			env->id, from, to, env->size, tls);
+	int rc = printf("%s from=<%s> to=%s size=%" PRIu64 " tls=%s\n", env->id,
+			from, to, env->size, tls);
 	free(to);
 	if ((rc < 0 || fflush(stdout) == EOF) && !sk->stdout_broken) {
 		/* The mail is safe in mail/; only the report is lost. */
@@ -509,7 +509,11 @@ sink_take(struct sink *sk, const struct envelope *env)
 			 strerror(errno));
 		return -1;
 	}
-	/* The name in mail/ must be on disk before the queue lets go. */
+	/*
+	 * The name in mail/ must be on disk before the queue lets go.  The
+	 * fsync runs on the loop: this is a test host, where one message
+	 * at a time on the disk is simpler than a pool and fast enough.
+	 */
 	if (fsync(sk->mail_fd) == -1) {
 		log_warn("%s: fsync of %s/%s: %s; left in the queue until the "
 			 "next start",
@@ -690,13 +694,12 @@ sink_start_server(struct sink *sk)
 			fprintf(stderr,
 				"bridgehead sink: cannot load the certificate "
 				"in %s/pki: %s\n",
-				sk->dir,
-				err[0] ? err : "not installed");
+				sk->dir, err[0] ? err : "not installed");
 			return -1;
 		}
 	}
-	sk->smtpd = smtpd_new(sk->base, sk->conf, sk->spool, ctx, err,
-			      sizeof err);
+	sk->smtpd =
+		smtpd_new(sk->base, sk->conf, sk->spool, ctx, err, sizeof err);
 	SSL_CTX_free(ctx);
 	if (sk->smtpd == NULL) {
 		fprintf(stderr, "bridgehead sink: %s\n", err);
@@ -715,8 +718,8 @@ sink_start_signals(struct sink *sk)
 	if (sk->ev_term == NULL || sk->ev_int == NULL || sk->ev_grace == NULL ||
 	    evsignal_add(sk->ev_term, NULL) < 0 ||
 	    evsignal_add(sk->ev_int, NULL) < 0) {
-		fprintf(stderr,
-			"bridgehead sink: cannot install the signal handlers\n");
+		fprintf(stderr, "bridgehead sink: cannot install the signal "
+				"handlers\n");
 		return -1;
 	}
 	return 0;
