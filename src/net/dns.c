@@ -65,16 +65,16 @@ enum dns_kind {
 /* What one sub-query (or one host's pair of them) found. */
 enum sub_status {
 	SUB_PENDING,
-	SUB_DATA,	/* records of the type asked for */
-	SUB_NODATA,	/* the name exists, no such record */
+	SUB_DATA,   /* records of the type asked for */
+	SUB_NODATA, /* the name exists, no such record */
 	SUB_NXDOMAIN,
 	SUB_TEMPFAIL,
 };
 
 struct dns_sub {
 	struct dns_query *query;
-	int type;		/* RR_MX, RR_A, RR_AAAA */
-	size_t host;		/* index in query->hosts for A/AAAA */
+	int type;    /* RR_MX, RR_A, RR_AAAA */
+	size_t host; /* index in query->hosts for A/AAAA */
 	int async_id;
 	bool pending;
 	enum sub_status status;
@@ -82,13 +82,13 @@ struct dns_sub {
 
 struct dns_query {
 	struct dns *dns;
-	struct dns_query *prev, *next;	/* dns->queries */
+	struct dns_query *prev, *next; /* dns->queries */
 	enum dns_kind kind;
 	char name[256];
 	dns_callback *cb;
 	void *arg;
-	struct event *timer;		/* overall timeout, or "answer now" */
-	bool answer_ready;		/* the timer delivers result, not a timeout */
+	struct event *timer; /* overall timeout, or "answer now" */
+	bool answer_ready;   /* the timer delivers result, not a timeout */
 	int n_pending;
 
 	struct dns_sub mx;
@@ -107,6 +107,7 @@ struct dns {
 	struct event *readable;
 	struct dns_query *queries;
 	unsigned timeout_ms;
+	bool broken; /* the resolver thread is gone */
 };
 
 static void query_free(struct dns_query *q);
@@ -123,8 +124,20 @@ dns_readable(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	/* Callbacks run from here; they may cancel or start queries. */
 	r = ub_process(dns->ub);
-	if (r != 0)
+	if (r == UB_PIPE) {
+		/*
+		 * The resolver thread is gone: the pipe would stay readable
+		 * forever.  Stop watching it; pending lookups end by their
+		 * timeout, new ones fail at once (dns_lookup_*).
+		 */
+		log_warn("dns: the resolver thread is gone: %s; every lookup "
+			 "fails temporarily from now on",
+			 ub_strerror(r));
+		event_del(dns->readable);
+		dns->broken = true;
+	} else if (r != 0) {
 		log_warn("dns: ub_process: %s", ub_strerror(r));
+	}
 }
 
 static int
@@ -337,7 +350,7 @@ decode_mx(const unsigned char *rd, size_t len, unsigned *pref, char *name,
 		if (label == 0)
 			break;
 		if (label > 63 || pos + label > len)
-			return -1;	/* a pointer (0xc0) or beyond the end */
+			return -1; /* a pointer (0xc0) or beyond the end */
 		if (out + label + 2 > namelen)
 			return -1;
 		if (out > 0)
@@ -391,7 +404,7 @@ query_finish(struct dns_query *q, enum dns_status status)
 static void
 query_answer_soon(struct dns_query *q)
 {
-	struct timeval now = { 0, 0 };
+	struct timeval now = {0, 0};
 
 	q->answer_ready = true;
 	event_del(q->timer);
@@ -429,9 +442,10 @@ classify(struct dns_query *q, int err, const struct ub_result *res, int type,
 		return SUB_NXDOMAIN;
 	}
 	if (res->rcode != 0) {
-		snprintf(q->reason, sizeof q->reason,
-			 "DNS %s for %s %s", res->rcode == RCODE_SERVFAIL ?
-			 "server failure" : "error", kind_name(type), name);
+		snprintf(q->reason, sizeof q->reason, "DNS %s for %s %s",
+			 res->rcode == RCODE_SERVFAIL ? "server failure"
+						      : "error",
+			 kind_name(type), name);
 		return SUB_TEMPFAIL;
 	}
 	if (res->bogus) {
@@ -449,8 +463,7 @@ static void addresses_done(struct dns_query *q);
 
 /* The A or AAAA records into the host's bounded array. */
 static void
-take_addrs(struct dns_query *q, size_t h, const struct ub_result *res,
-	   int type)
+take_addrs(struct dns_query *q, size_t h, const struct ub_result *res, int type)
 {
 	struct dns_host *host = &q->hosts[h];
 
@@ -475,7 +488,7 @@ take_addrs(struct dns_query *q, size_t h, const struct ub_result *res,
 			memcpy(&sin6->sin6_addr, res->data[i], 16);
 			a->salen = sizeof *sin6;
 		} else {
-			continue;	/* malformed record: skip it */
+			continue; /* malformed record: skip it */
 		}
 		host->n_addrs++;
 	}
@@ -569,7 +582,7 @@ addresses_done(struct dns_query *q)
 			 kept == 1 ? "" : "s");
 		q->result.status = DNS_OK;
 	} else if (tempfail) {
-		q->result.status = DNS_TEMPFAIL;	/* reason: the failure */
+		q->result.status = DNS_TEMPFAIL; /* reason: the failure */
 	} else if (q->kind == KIND_HOST && all_nx) {
 		snprintf(q->reason, sizeof q->reason, "%s: no such host",
 			 q->name);
@@ -590,8 +603,8 @@ start_addresses(struct dns_query *q)
 {
 	for (size_t h = 0; h < q->n_hosts; h++) {
 		if (start_sub(q, &q->a[h], RR_A, h, q->hosts[h].name) == -1 ||
-		    start_sub(q, &q->aaaa[h], RR_AAAA, h,
-			      q->hosts[h].name) == -1) {
+		    start_sub(q, &q->aaaa[h], RR_AAAA, h, q->hosts[h].name) ==
+			    -1) {
 			/* The ones started may still answer; cancel them. */
 			query_finish(q, DNS_TEMPFAIL);
 			return;
@@ -620,7 +633,7 @@ by_preference(const void *a, const void *b)
 {
 	const struct dns_host *x = a, *y = b;
 
-	return x->preference < y->preference	 ? -1
+	return x->preference < y->preference   ? -1
 	       : x->preference > y->preference ? 1
 					       : 0;
 }
@@ -650,6 +663,34 @@ shuffle_equal(struct dns_query *q)
 }
 
 /*
+ * One exchanger into the bounded candidate list: a name seen before keeps
+ * its lowest preference; a full list keeps the most preferred.
+ */
+static void
+candidate_add(struct dns_host *all, size_t *n, size_t max, const char *name,
+	      unsigned pref)
+{
+	size_t worst = 0;
+
+	for (size_t j = 0; j < *n; j++) {
+		if (strcmp(all[j].name, name) == 0) {
+			if (pref < all[j].preference)
+				all[j].preference = pref;
+			return;
+		}
+		if (all[j].preference > all[worst].preference)
+			worst = j;
+	}
+	if (*n < max) {
+		worst = (*n)++;
+	} else if (pref >= all[worst].preference) {
+		return;
+	}
+	memcpy(all[worst].name, name, strlen(name) + 1);
+	all[worst].preference = pref;
+}
+
+/*
  * The MX records: exchangers by preference, the duplicates and the
  * malformed ones skipped.  A null MX (RFC 7505: target ".") alone means
  * no mail; beside real exchangers it is a misconfiguration we ignore.
@@ -658,14 +699,13 @@ shuffle_equal(struct dns_query *q)
 static enum dns_status
 take_mx(struct dns_query *q, const struct ub_result *res)
 {
-	struct dns_host all[64];
+	struct dns_host all[DNS_MAX_HOSTS];
 	size_t n = 0;
 	bool null_mx = false;
 
-	for (size_t i = 0; res->data[i] != NULL && n < 64; i++) {
+	for (size_t i = 0; res->data[i] != NULL; i++) {
 		char name[256];
 		unsigned pref;
-		bool dup = false;
 
 		if (decode_mx((const unsigned char *)res->data[i],
 			      (size_t)res->len[i], &pref, name,
@@ -674,17 +714,10 @@ take_mx(struct dns_query *q, const struct ub_result *res)
 				 q->name);
 			continue;
 		}
-		if (name[0] == '\0') {
+		if (name[0] == '\0')
 			null_mx = true;
-			continue;
-		}
-		for (size_t j = 0; j < n; j++)
-			dup = dup || strcasecmp(all[j].name, name) == 0;
-		if (dup)
-			continue;
-		memcpy(all[n].name, name, strlen(name) + 1);
-		all[n].preference = pref;
-		n++;
+		else
+			candidate_add(all, &n, DNS_MAX_HOSTS, name, pref);
 	}
 	if (n == 0 && null_mx) {
 		snprintf(q->reason, sizeof q->reason,
@@ -692,12 +725,12 @@ take_mx(struct dns_query *q, const struct ub_result *res)
 		return DNS_NULLMX;
 	}
 	if (n == 0) {
-		snprintf(q->reason, sizeof q->reason,
-			 "%s: no valid MX record", q->name);
+		snprintf(q->reason, sizeof q->reason, "%s: no valid MX record",
+			 q->name);
 		return DNS_NODATA;
 	}
 	qsort(all, n, sizeof all[0], by_preference);
-	for (size_t i = 0; i < n && i < DNS_MAX_HOSTS; i++)
+	for (size_t i = 0; i < n; i++)
 		host_add(q, all[i].name, all[i].preference);
 	shuffle_equal(q);
 	return DNS_OK;
@@ -748,6 +781,12 @@ start_sub(struct dns_query *q, struct dns_sub *s, int type, size_t host,
 	s->type = type;
 	s->host = host;
 	s->status = SUB_PENDING;
+	if (q->dns->broken) {
+		snprintf(q->reason, sizeof q->reason,
+			 "cannot look up %s %s: the resolver is not running",
+			 kind_name(type), name);
+		return -1;
+	}
 	r = ub_resolve_async(q->dns->ub, name, type, CLASS_IN, s,
 			     type == RR_MX ? mx_answer : addr_answer,
 			     &s->async_id);
@@ -864,8 +903,7 @@ answer_start_failure(struct dns_query *q)
 }
 
 struct dns_query *
-dns_lookup_mx(struct dns *dns, const char *domain, dns_callback *cb,
-	      void *arg)
+dns_lookup_mx(struct dns *dns, const char *domain, dns_callback *cb, void *arg)
 {
 	struct dns_query *q = query_new(dns, KIND_MX, domain, cb, arg);
 	struct dns_addr lit;
@@ -886,8 +924,7 @@ dns_lookup_mx(struct dns *dns, const char *domain, dns_callback *cb,
 }
 
 struct dns_query *
-dns_lookup_host(struct dns *dns, const char *host, dns_callback *cb,
-		void *arg)
+dns_lookup_host(struct dns *dns, const char *host, dns_callback *cb, void *arg)
 {
 	struct dns_query *q = query_new(dns, KIND_HOST, host, cb, arg);
 	struct dns_addr lit;

@@ -34,28 +34,28 @@ struct dns_query;
 
 enum dns_status {
 	DNS_OK,
-	DNS_NXDOMAIN,	/* permanent: no such domain / host */
-	DNS_NODATA,	/* permanent: the name exists, no usable record */
-	DNS_NULLMX,	/* permanent: the domain accepts no mail (RFC 7505) */
-	DNS_TEMPFAIL,	/* SERVFAIL, timeout: try again later */
+	DNS_NXDOMAIN, /* permanent: no such domain / host */
+	DNS_NODATA,   /* permanent: the name exists, no usable record */
+	DNS_NULLMX,   /* permanent: the domain accepts no mail (RFC 7505) */
+	DNS_TEMPFAIL, /* SERVFAIL, timeout: try again later */
 };
 
 struct dns_addr {
-	struct sockaddr_storage sa;	/* port 0 */
+	struct sockaddr_storage sa; /* port 0 */
 	socklen_t salen;
 };
 
 struct dns_host {
 	char name[256];
-	unsigned preference;		/* 0 for dns_lookup_host */
+	unsigned preference; /* 0 for dns_lookup_host */
 	struct dns_addr *addrs;
 	size_t n_addrs;
 };
 
 struct dns_result {
 	enum dns_status status;
-	const char *reason;		/* for logs and deferral texts */
-	struct dns_host *hosts;		/* in the order to try */
+	const char *reason;	/* for logs and deferral texts */
+	struct dns_host *hosts; /* in the order to try */
 	size_t n_hosts;
 };
 

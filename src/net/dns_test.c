@@ -30,7 +30,7 @@
 #include "net/dns.h"
 #include "util/log.h"
 
-#define MANY 20		/* exchangers of many.example.test: above the bound */
+#define MANY 20 /* exchangers of many.example.test: above the bound */
 
 static char dir[] = "/tmp/dns_test.XXXXXX";
 static char conf_path[256];
@@ -47,7 +47,7 @@ static unsigned servfail_queries, silent_queries;
 static int
 udp_socket(unsigned short *port)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET };
+	struct sockaddr_in sin = {.sin_family = AF_INET};
 	socklen_t len = sizeof sin;
 	int fd = socket(AF_INET, SOCK_DGRAM, 0);
 
@@ -75,9 +75,9 @@ servfail_read(evutil_socket_t fd, short what, void *arg)
 	if (n < 12)
 		return;
 	servfail_queries++;
-	pkt[2] = (unsigned char)(0x80 | (pkt[2] & 0x79));	/* QR, RD kept */
-	pkt[3] = 0x82;						/* RA, SERVFAIL */
-	memset(pkt + 6, 0, 6);	/* no answer, authority, additional */
+	pkt[2] = (unsigned char)(0x80 | (pkt[2] & 0x79)); /* QR, RD kept */
+	pkt[3] = 0x82;					  /* RA, SERVFAIL */
+	memset(pkt + 6, 0, 6); /* no answer, authority, additional */
 	/* The question stays; an OPT record in it would be additional: cut. */
 	size_t qend = 12;
 	while (qend < (size_t)n && pkt[qend] != 0)
@@ -126,18 +126,27 @@ write_config(unsigned short servfail_port, unsigned short silent_port)
 		"\tlocal-data: \"implicit.example.test. A 192.0.2.10\"\n"
 		"\tlocal-data: \"nullmx.example.test. MX 0 .\"\n"
 		"\tlocal-data: \"v6.example.test. AAAA 2001:db8::6\"\n"
-		"\tlocal-data: \"noaddr.example.test. MX 10 gone.example.test.\"\n"
+		"\tlocal-data: \"noaddr.example.test. MX 10 "
+		"gone.example.test.\"\n"
 		"\tlocal-data: \"txt.example.test. TXT \\\"no mail here\\\"\"\n"
-		"\tlocal-data: \"half.example.test. MX 10 gone.example.test.\"\n"
+		"\tlocal-data: \"half.example.test. MX 10 "
+		"gone.example.test.\"\n"
 		"\tlocal-data: \"half.example.test. MX 20 mx3.example.test.\"\n"
 		"\tlocal-data: \"bad.example.test. MX 10 x.fail.test.\"\n"
-		"\tlocal-data: \"stall.example.test. MX 10 x.silent.test.\"\n");
+		"\tlocal-data: \"stall.example.test. MX 10 x.silent.test.\"\n"
+		"\tlocal-data: \"dup.example.test. MX 30 mx1.example.test.\"\n"
+		"\tlocal-data: \"dup.example.test. MX 5 MX1.example.test.\"\n");
 	for (int i = 0; i < MANY; i++) {
 		fprintf(fp,
 			"\tlocal-data: \"many.example.test. MX %d "
 			"m%02d.example.test.\"\n"
 			"\tlocal-data: \"m%02d.example.test. A 192.0.2.%d\"\n",
 			i, i, i, 100 + i);
+		/* The same exchangers, least preferred first. */
+		fprintf(fp,
+			"\tlocal-data: \"rev.example.test. MX %d "
+			"m%02d.example.test.\"\n",
+			MANY - 1 - i, MANY - 1 - i);
 	}
 	fprintf(fp,
 		"forward-zone:\n"
@@ -202,15 +211,14 @@ struct outcome {
 	bool done;
 	int calls;
 	enum dns_status status;
-	char text[4096];	/* the result, canonical: see format_result */
-	char order[1024];	/* host names in the order given */
+	char text[4096];  /* the result, canonical: see format_result */
+	char order[1024]; /* host names in the order given */
 	char reason[512];
-	struct dns_query *cancel_me;	/* cancelled from this callback */
+	struct dns_query *cancel_me; /* cancelled from this callback */
 	bool *cancelled_flag;
 };
 
-static void
-append(char *buf, size_t len, const char *fmt, ...)
+static void append(char *buf, size_t len, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 static void
@@ -321,7 +329,7 @@ static void
 run_until(bool *done, unsigned ms)
 {
 	bool expired = false;
-	struct timeval tv = { ms / 1000, (suseconds_t)(ms % 1000) * 1000 };
+	struct timeval tv = {ms / 1000, (suseconds_t)(ms % 1000) * 1000};
 	struct event *t = evtimer_new(base, loop_stop, &expired);
 
 	assert_non_null(t);
@@ -353,78 +361,83 @@ status_name(enum dns_status s)
 
 struct lookup_case {
 	const char *label;
-	bool mx;		/* dns_lookup_mx, else dns_lookup_host */
+	bool mx; /* dns_lookup_mx, else dns_lookup_host */
 	const char *name;
 	enum dns_status want_status;
-	const char *want;	/* format_result(); "" when not DNS_OK */
-	const char *want_reason;	/* a substring of the reason */
+	const char *want;	 /* format_result(); "" when not DNS_OK */
+	const char *want_reason; /* a substring of the reason */
 };
 
+/* The exchangers at preferences 0..15 of many. and rev.example.test. */
+#define SIXTEEN                                                                \
+	"0 m00.example.test 192.0.2.100; 1 m01.example.test 192.0.2.101; "     \
+	"2 m02.example.test 192.0.2.102; 3 m03.example.test 192.0.2.103; "     \
+	"4 m04.example.test 192.0.2.104; 5 m05.example.test 192.0.2.105; "     \
+	"6 m06.example.test 192.0.2.106; 7 m07.example.test 192.0.2.107; "     \
+	"8 m08.example.test 192.0.2.108; 9 m09.example.test 192.0.2.109; "     \
+	"10 m10.example.test 192.0.2.110; 11 m11.example.test 192.0.2.111; "   \
+	"12 m12.example.test 192.0.2.112; 13 m13.example.test 192.0.2.113; "   \
+	"14 m14.example.test 192.0.2.114; 15 m15.example.test 192.0.2.115"
+
 static const struct lookup_case cases[] = {
-	{ "two preferences", true, "example.test", DNS_OK,
-	  "10 mx1.example.test 192.0.2.1; 10 mx3.example.test 192.0.2.3; "
-	  "20 mx2.example.test 192.0.2.2,2001:db8::2",
-	  "3 hosts" },
-	{ "lower case, final dot dropped", true, "EXAMPLE.Test.", DNS_OK,
-	  "10 mx1.example.test 192.0.2.1; 10 mx3.example.test 192.0.2.3; "
-	  "20 mx2.example.test 192.0.2.2,2001:db8::2",
-	  "3 hosts" },
-	{ "implicit MX", true, "implicit.example.test", DNS_OK,
-	  "0 implicit.example.test 192.0.2.10", "1 host" },
-	{ "implicit MX, AAAA only", true, "v6.example.test", DNS_OK,
-	  "0 v6.example.test 2001:db8::6", "1 host" },
-	{ "null MX", true, "nullmx.example.test", DNS_NULLMX, "",
-	  "null MX" },
-	{ "no such domain", true, "nosuch.example.test", DNS_NXDOMAIN, "",
-	  "no such domain" },
-	{ "exchanger without address", true, "noaddr.example.test",
-	  DNS_NODATA, "", "no address for any mail exchanger" },
-	{ "implicit MX without address", true, "txt.example.test",
-	  DNS_NODATA, "", "no address" },
-	{ "one exchanger of two usable", true, "half.example.test", DNS_OK,
-	  "20 mx3.example.test 192.0.2.3", "1 host" },
-	{ "exchanger SERVFAIL", true, "bad.example.test", DNS_TEMPFAIL, "",
-	  "server failure" },
-	{ "MX SERVFAIL", true, "x.fail.test", DNS_TEMPFAIL, "",
-	  "server failure" },
-	{ "at most 16 exchangers", true, "many.example.test", DNS_OK,
-	  "0 m00.example.test 192.0.2.100; 1 m01.example.test 192.0.2.101; "
-	  "2 m02.example.test 192.0.2.102; 3 m03.example.test 192.0.2.103; "
-	  "4 m04.example.test 192.0.2.104; 5 m05.example.test 192.0.2.105; "
-	  "6 m06.example.test 192.0.2.106; 7 m07.example.test 192.0.2.107; "
-	  "8 m08.example.test 192.0.2.108; 9 m09.example.test 192.0.2.109; "
-	  "10 m10.example.test 192.0.2.110; 11 m11.example.test 192.0.2.111; "
-	  "12 m12.example.test 192.0.2.112; 13 m13.example.test 192.0.2.113; "
-	  "14 m14.example.test 192.0.2.114; 15 m15.example.test 192.0.2.115",
-	  "16 hosts" },
-	{ "IPv4 literal", true, "[192.0.2.9]", DNS_OK,
-	  "0 [192.0.2.9] 192.0.2.9", "address literal" },
-	{ "IPv6 literal", true, "[IPv6:2001:db8::9]", DNS_OK,
-	  "0 [IPv6:2001:db8::9] 2001:db8::9", "address literal" },
-	{ "bad literal", true, "[300.1.1.1]", DNS_NXDOMAIN, "",
-	  "not a valid domain name" },
-	{ "empty label", true, "a..example.test", DNS_NXDOMAIN, "",
-	  "not a valid domain name" },
-	{ "empty name", true, "", DNS_NXDOMAIN, "",
-	  "not a valid domain name" },
-	{ "control byte", true, "a\nb.example.test", DNS_NXDOMAIN, "",
-	  "\"a\\x0ab.example.test\" is not a valid domain name" },
-	{ "host both families", false, "mx2.example.test", DNS_OK,
-	  "0 mx2.example.test 192.0.2.2,2001:db8::2", "1 host" },
-	{ "host AAAA only", false, "v6.example.test", DNS_OK,
-	  "0 v6.example.test 2001:db8::6", "1 host" },
-	{ "host does not exist", false, "gone.example.test", DNS_NXDOMAIN,
-	  "", "no such host" },
-	{ "host without address", false, "txt.example.test", DNS_NODATA,
-	  "", "no address record" },
-	{ "host SERVFAIL", false, "smart.fail.test", DNS_TEMPFAIL, "",
-	  "server failure" },
-	{ "host bare IPv4", false, "192.0.2.7", DNS_OK,
-	  "0 192.0.2.7 192.0.2.7", "address literal" },
-	{ "host bare IPv6", false, "2001:db8::7", DNS_OK,
-	  "0 2001:db8::7 2001:db8::7", "address literal" },
-	{ "host bracketed", false, "[192.0.2.8]", DNS_OK,
-	  "0 [192.0.2.8] 192.0.2.8", "address literal" },
+	{"two preferences", true, "example.test", DNS_OK,
+	 "10 mx1.example.test 192.0.2.1; 10 mx3.example.test 192.0.2.3; "
+	 "20 mx2.example.test 192.0.2.2,2001:db8::2",
+	 "3 hosts"},
+	{"lower case, final dot dropped", true, "EXAMPLE.Test.", DNS_OK,
+	 "10 mx1.example.test 192.0.2.1; 10 mx3.example.test 192.0.2.3; "
+	 "20 mx2.example.test 192.0.2.2,2001:db8::2",
+	 "3 hosts"},
+	{"implicit MX", true, "implicit.example.test", DNS_OK,
+	 "0 implicit.example.test 192.0.2.10", "1 host"},
+	{"implicit MX, AAAA only", true, "v6.example.test", DNS_OK,
+	 "0 v6.example.test 2001:db8::6", "1 host"},
+	{"null MX", true, "nullmx.example.test", DNS_NULLMX, "", "null MX"},
+	{"no such domain", true, "nosuch.example.test", DNS_NXDOMAIN, "",
+	 "no such domain"},
+	{"exchanger without address", true, "noaddr.example.test", DNS_NODATA,
+	 "", "no address for any mail exchanger"},
+	{"implicit MX without address", true, "txt.example.test", DNS_NODATA,
+	 "", "no address"},
+	{"one exchanger of two usable", true, "half.example.test", DNS_OK,
+	 "20 mx3.example.test 192.0.2.3", "1 host"},
+	{"exchanger SERVFAIL", true, "bad.example.test", DNS_TEMPFAIL, "",
+	 "server failure"},
+	{"MX SERVFAIL", true, "x.fail.test", DNS_TEMPFAIL, "",
+	 "server failure"},
+	{"at most 16 exchangers", true, "many.example.test", DNS_OK, SIXTEEN,
+	 "16 hosts"},
+	{"the 16 most preferred", true, "rev.example.test", DNS_OK, SIXTEEN,
+	 "16 hosts"},
+	{"duplicate exchanger: lowest preference", true, "dup.example.test",
+	 DNS_OK, "5 mx1.example.test 192.0.2.1", "1 host"},
+	{"IPv4 literal", true, "[192.0.2.9]", DNS_OK, "0 [192.0.2.9] 192.0.2.9",
+	 "address literal"},
+	{"IPv6 literal", true, "[IPv6:2001:db8::9]", DNS_OK,
+	 "0 [IPv6:2001:db8::9] 2001:db8::9", "address literal"},
+	{"bad literal", true, "[300.1.1.1]", DNS_NXDOMAIN, "",
+	 "not a valid domain name"},
+	{"empty label", true, "a..example.test", DNS_NXDOMAIN, "",
+	 "not a valid domain name"},
+	{"empty name", true, "", DNS_NXDOMAIN, "", "not a valid domain name"},
+	{"control byte", true, "a\nb.example.test", DNS_NXDOMAIN, "",
+	 "\"a\\x0ab.example.test\" is not a valid domain name"},
+	{"host both families", false, "mx2.example.test", DNS_OK,
+	 "0 mx2.example.test 192.0.2.2,2001:db8::2", "1 host"},
+	{"host AAAA only", false, "v6.example.test", DNS_OK,
+	 "0 v6.example.test 2001:db8::6", "1 host"},
+	{"host does not exist", false, "gone.example.test", DNS_NXDOMAIN, "",
+	 "no such host"},
+	{"host without address", false, "txt.example.test", DNS_NODATA, "",
+	 "no address record"},
+	{"host SERVFAIL", false, "smart.fail.test", DNS_TEMPFAIL, "",
+	 "server failure"},
+	{"host bare IPv4", false, "192.0.2.7", DNS_OK, "0 192.0.2.7 192.0.2.7",
+	 "address literal"},
+	{"host bare IPv6", false, "2001:db8::7", DNS_OK,
+	 "0 2001:db8::7 2001:db8::7", "address literal"},
+	{"host bracketed", false, "[192.0.2.8]", DNS_OK,
+	 "0 [192.0.2.8] 192.0.2.8", "address literal"},
 };
 
 static void
@@ -435,7 +448,7 @@ test_table(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		const struct lookup_case *c = &cases[i];
-		struct outcome o = { 0 };
+		struct outcome o = {0};
 		struct dns_query *q;
 
 		q = c->mx ? dns_lookup_mx(dns, c->name, on_result, &o)
@@ -452,7 +465,8 @@ test_table(void **state)
 		if (o.calls != 1 || o.status != c->want_status ||
 		    strcmp(o.text, c->want) != 0 ||
 		    strstr(o.reason, c->want_reason) == NULL) {
-			printf("%s (%s):\n  got  calls=%d %s [%s] reason=\"%s\"\n"
+			printf("%s (%s):\n  got  calls=%d %s [%s] "
+			       "reason=\"%s\"\n"
 			       "  want calls=1 %s [%s] reason~\"%s\"\n",
 			       c->label, c->name, o.calls,
 			       status_name(o.status), o.text, o.reason,
@@ -475,10 +489,10 @@ test_shuffle(void **state)
 
 	(void)state;
 	for (int i = 0; i < 40; i++) {
-		struct outcome o = { 0 };
+		struct outcome o = {0};
 
-		assert_non_null(dns_lookup_mx(dns, "example.test", on_result,
-					      &o));
+		assert_non_null(
+			dns_lookup_mx(dns, "example.test", on_result, &o));
 		run_until(&o.done, 5000);
 		assert_int_equal(o.status, DNS_OK);
 		if (strncmp(o.order, "mx1.example.test mx3.", 21) == 0)
@@ -499,7 +513,7 @@ test_shuffle(void **state)
 static void
 test_cancel_before_answer(void **state)
 {
-	struct outcome o = { 0 }, lit = { 0 }, later = { 0 };
+	struct outcome o = {0}, lit = {0}, later = {0};
 	struct dns_query *q;
 	bool idle = false;
 
@@ -525,14 +539,14 @@ test_cancel_before_answer(void **state)
 static void
 test_cancel_from_callback(void **state)
 {
-	struct outcome first = { 0 }, second = { 0 };
+	struct outcome first = {0}, second = {0};
 	bool cancelled = false, idle = false;
 
 	(void)state;
-	assert_non_null(dns_lookup_host(dns, "mx1.example.test", on_result,
-					&first));
-	first.cancel_me = dns_lookup_host(dns, "mx2.example.test", on_result,
-					  &second);
+	assert_non_null(
+		dns_lookup_host(dns, "mx1.example.test", on_result, &first));
+	first.cancel_me =
+		dns_lookup_host(dns, "mx2.example.test", on_result, &second);
 	assert_non_null(first.cancel_me);
 	first.cancelled_flag = &cancelled;
 	second.cancel_me = NULL;
@@ -551,7 +565,7 @@ test_cancel_from_callback(void **state)
 static void
 test_cancel_during_addresses(void **state)
 {
-	struct outcome o = { 0 };
+	struct outcome o = {0};
 	struct dns_query *q;
 	unsigned before = silent_queries;
 	bool idle = false;
@@ -576,7 +590,7 @@ test_cancel_during_addresses(void **state)
 static void
 test_timeout(void **state)
 {
-	struct outcome o = { 0 };
+	struct outcome o = {0};
 
 	(void)state;
 	dns_set_timeout(dns, 700);
@@ -594,7 +608,7 @@ test_timeout(void **state)
 static void
 test_free_pending(void **state)
 {
-	struct outcome a = { 0 }, b = { 0 }, c = { 0 };
+	struct outcome a = {0}, b = {0}, c = {0};
 	char err[256];
 	struct dns *d = dns_new(base, conf_path, err, sizeof err);
 	bool idle = false;
