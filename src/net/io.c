@@ -38,6 +38,8 @@
 #include "net/io.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -704,12 +706,27 @@ io_alloc(struct event_base *base, int fd, io_callback *cb, void *arg)
 	return io;
 }
 
+/*
+ * SMTP is a dialogue of small writes: with Nagle's algorithm a reply
+ * written in pieces (TLS 1.3 tickets, then the EHLO reply) waits for the
+ * peer's delayed ACK, 40 ms per round trip.  We flush whole replies
+ * ourselves, so Nagle only adds latency.  Not a TCP socket (a socketpair
+ * in tests): nothing to do.
+ */
+static void
+io_nodelay(int fd)
+{
+	int one = 1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
 struct io *
 io_new(struct event_base *base, int fd, io_callback *cb, void *arg)
 {
 	int flags = fcntl(fd, F_GETFL);
 	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
 		return NULL;
+	io_nodelay(fd);
 	struct io *io = io_alloc(base, fd, cb, arg);
 	if (io == NULL)
 		return NULL;
@@ -725,6 +742,7 @@ io_connect(struct event_base *base, const struct sockaddr *sa, socklen_t salen,
 			SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return NULL;
+	io_nodelay(fd);
 	struct io *io = io_alloc(base, fd, cb, arg);
 	if (io == NULL) {
 		int e = errno;
