@@ -99,6 +99,7 @@ struct dns_query {
 
 	struct dns_result result;
 	char reason[DNS_REASON_LEN];
+	char tempfail[DNS_REASON_LEN]; /* the first temporary failure */
 };
 
 struct dns {
@@ -393,8 +394,12 @@ query_finish(struct dns_query *q, enum dns_status status)
 		q->result.hosts = NULL;
 		q->result.n_hosts = 0;
 	}
+	char shown[128];
+
+	/* A name that failed the syntax check is shown escaped. */
+	log_escape(shown, sizeof shown, q->name, strlen(q->name));
 	log_debug("dns: %s %s status=%d hosts=%zu reason=\"%s\"",
-		  q->kind == KIND_MX ? "mx" : "host", q->name, (int)status,
+		  q->kind == KIND_MX ? "mx" : "host", shown, (int)status,
 		  q->result.n_hosts, q->reason);
 	q->cb(q->arg, &q->result);
 	query_free(q);
@@ -427,9 +432,29 @@ query_timer(evutil_socket_t fd, short what, void *arg)
 	query_finish(q, DNS_TEMPFAIL);
 }
 
+static enum sub_status classify_answer(struct dns_query *q, int err,
+				       const struct ub_result *res, int type,
+				       const char *name);
+
+/*
+ * What an answer says; its reason goes to q->reason, and the first
+ * temporary failure is kept apart, so that a later permanent answer for
+ * another name cannot hide why a lookup failed temporarily.
+ */
 static enum sub_status
 classify(struct dns_query *q, int err, const struct ub_result *res, int type,
 	 const char *name)
+{
+	enum sub_status st = classify_answer(q, err, res, type, name);
+
+	if (st == SUB_TEMPFAIL && q->tempfail[0] == '\0')
+		memcpy(q->tempfail, q->reason, sizeof q->tempfail);
+	return st;
+}
+
+static enum sub_status
+classify_answer(struct dns_query *q, int err, const struct ub_result *res,
+		int type, const char *name)
 {
 	if (err != 0) {
 		snprintf(q->reason, sizeof q->reason, "DNS error for %s %s: %s",
@@ -582,7 +607,8 @@ addresses_done(struct dns_query *q)
 			 kept == 1 ? "" : "s");
 		q->result.status = DNS_OK;
 	} else if (tempfail) {
-		q->result.status = DNS_TEMPFAIL; /* reason: the failure */
+		memcpy(q->reason, q->tempfail, sizeof q->reason);
+		q->result.status = DNS_TEMPFAIL;
 	} else if (q->kind == KIND_HOST && all_nx) {
 		snprintf(q->reason, sizeof q->reason, "%s: no such host",
 			 q->name);

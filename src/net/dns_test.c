@@ -135,7 +135,10 @@ write_config(unsigned short servfail_port, unsigned short silent_port)
 		"\tlocal-data: \"bad.example.test. MX 10 x.fail.test.\"\n"
 		"\tlocal-data: \"stall.example.test. MX 10 x.silent.test.\"\n"
 		"\tlocal-data: \"dup.example.test. MX 30 mx1.example.test.\"\n"
-		"\tlocal-data: \"dup.example.test. MX 5 MX1.example.test.\"\n");
+		"\tlocal-data: \"dup.example.test. MX 5 MX1.example.test.\"\n"
+		"\tlocal-data: \"mixed.example.test. MX 10 x.fail.test.\"\n"
+		"\tlocal-data: \"mixed.example.test. MX 20 "
+		"gone.example.test.\"\n");
 	for (int i = 0; i < MANY; i++) {
 		fprintf(fp,
 			"\tlocal-data: \"many.example.test. MX %d "
@@ -403,6 +406,8 @@ static const struct lookup_case cases[] = {
 	 "20 mx3.example.test 192.0.2.3", "1 host"},
 	{"exchanger SERVFAIL", true, "bad.example.test", DNS_TEMPFAIL, "",
 	 "server failure"},
+	{"one exchanger SERVFAIL, one NXDOMAIN", true, "mixed.example.test",
+	 DNS_TEMPFAIL, "", "server failure"},
 	{"MX SERVFAIL", true, "x.fail.test", DNS_TEMPFAIL, "",
 	 "server failure"},
 	{"at most 16 exchangers", true, "many.example.test", DNS_OK, SIXTEEN,
