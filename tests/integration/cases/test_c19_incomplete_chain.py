@@ -45,6 +45,8 @@ def test_verify_leaf_only_is_deferred_and_retried(server, fakehost, test_ca):
     for ev in deferred:
         assert re.search(r"(?i)issuer", ev.get("reply") or ""), (
             f"the deferred event does not name the missing issuer: {ev}")
+    assert [ln for ln in srv.stderr().splitlines() if qid in ln and re.search(r"(?i)issuer", ln)], (
+        "the log does not name the missing issuer")
     assert fh.transactions() == [], fh.transactions()
     assert F.events(srv, qid, "bounced") == [], F.events(srv, qid)
     assert F.events(srv, qid, "delivered") == [], F.events(srv, qid)

@@ -11,6 +11,9 @@ Connector `tls = verify` against the test CA.  The fake smart host presents
     "self-signed" (OpenSSL's words); the retries keep to the schedule
     (1s, then 2s); no bounce and no DSN while the queue lifetime lasts;
   - (c): delivered, verified.
+  - once the queue lifetime (4 s here) runs out: an `expired` event and
+    one notice from <> to the sender in the queue (it cannot leave either:
+    the smart host is still untrusted).
 """
 
 import re
@@ -66,3 +69,24 @@ def test_valid_certificate_delivers(server, fakehost, test_ca):
     assert bhtest.split_received(tx.content)[1] == content
     assert tx.tls is not None
     bhtest.wait_until(lambda: srv.queue_ids() == [], 10, what="an empty queue")
+
+
+def test_bad_certificate_expires_into_one_notice(server, fakehost, test_ca):
+    fh = fakehost(default=F.Esmtp(tls=test_ca.expired().spec()))
+    srv = server(extra_conf=F.connector_conf(fh, tls="verify", ca=test_ca.root, match=F.SMART_HOST,
+                                             retry="1s", lifetime="4s"))
+    qid = F.submit(srv, content=b"Subject: c21 lifetime\r\n\r\nx\r\n")
+    F.wait_event(srv, qid, "expired", timeout=30)
+    assert F.events(srv, qid, "delivered") == [], F.events(srv, qid)
+
+    def notices():
+        out = []
+        for other in srv.queue_ids():
+            env = srv.envelope(other)
+            if other != qid and env.sender in ("", None):
+                out.append(env)
+        return out
+    found = bhtest.wait_until(notices, 10, what="the notice in the queue")
+    assert len(found) == 1 and found[0].addresses == ["sender@example.org"], found
+    assert qid not in srv.queue_ids()
+    assert fh.transactions() == [], "something was sent to the untrusted smart host"
