@@ -51,22 +51,19 @@ static void probe_next(struct probe *p);
 
 /* "PIPELINING", "SIZE 10485760", ...: the EHLO lines after the first. */
 static void
-probe_caps(struct probe *p, const struct smtp_reply_reader *rr)
+probe_caps(struct probe *p, const struct smtp_reply_reader *rr,
+	   const char *key, const char *label)
 {
 	const char *t = rr->text, *end = rr->text + rr->text_len;
 	const char *nl = memchr(t, '\n', rr->text_len);
 
 	if (p->json) {
-		jsonw_key(&p->jw, "greeting_name");
-		jsonw_string(&p->jw, t, nl != NULL ? (size_t)(nl - t)
-						   : rr->text_len);
-		jsonw_key(&p->jw, "capabilities");
+		jsonw_key(&p->jw, key);
 		jsonw_begin_array(&p->jw);
 	} else {
-		printf("  EHLO: %.*s\n", (int)(nl != NULL ? nl - t
-							  : (long)rr->text_len),
-		       t);
-		printf("  capabilities:");
+		printf("  %s: %.*s\n", label,
+		       (int)(nl != NULL ? nl - t : (long)rr->text_len), t);
+		printf("   ");
 	}
 	while (nl != NULL && nl < end) {
 		const char *line = nl + 1;
@@ -159,8 +156,13 @@ probe_report(struct probe *p, struct smtpc_sess *s, bool ok,
 		printf("next hop %s[%s]:%u\n", p->hop.name, p->hop.ip,
 		       p->hop.port);
 	}
+	if (s != NULL && smtpc_sess_ehlo_clear(s) != NULL)
+		probe_caps(p, smtpc_sess_ehlo_clear(s), "capabilities_clear",
+			   "EHLO in clear text");
 	if (s != NULL && smtpc_sess_ehlo(s) != NULL)
-		probe_caps(p, smtpc_sess_ehlo(s));
+		probe_caps(p, smtpc_sess_ehlo(s), "capabilities",
+			   smtpc_sess_ehlo_clear(s) != NULL ? "EHLO inside TLS"
+							     : "EHLO");
 	if (s != NULL)
 		probe_tls(p, s);
 	if (p->json) {

@@ -122,6 +122,7 @@ struct smtpc_sess {
 	/* connection */
 	struct smtp_reply_reader rr;
 	struct smtp_reply_reader ehlo;
+	struct smtp_reply_reader *ehlo_clear; /* probe: before STARTTLS */
 	bool have_ehlo;
 	unsigned ext;
 	unsigned long size_max; /* SIZE parameter, 0: no limit given */
@@ -202,6 +203,7 @@ sess_release(struct smtpc_sess *s)
 		close(s->body_fd);
 	s->body_fd = -1;
 	sess_unlink(s);
+	free(s->ehlo_clear);
 	free(s);
 }
 
@@ -274,7 +276,11 @@ rcpt_set(struct smtpc_sess *s, size_t i, enum smtpc_status st, int code,
 	t->results[i].code = code;
 	snprintf(t->results[i].enhanced, sizeof t->results[i].enhanced, "%s",
 		 enhanced != NULL ? enhanced : "");
-	say(t->replies[i], SMTPC_REPLY_MAX, "%s", text);
+	if (code == 0 && enhanced != NULL && *enhanced != '\0')
+		/* A local reason carries its status code like a reply. */
+		say(t->replies[i], SMTPC_REPLY_MAX, "%s %s", enhanced, text);
+	else
+		say(t->replies[i], SMTPC_REPLY_MAX, "%s", text);
 	t->results[i].reply = t->replies[i];
 }
 
@@ -485,6 +491,9 @@ sess_tls_ready(struct smtpc_sess *s)
 		sess_fail_quit(s, why);
 		return;
 	}
+	if (s->probe && s->have_ehlo && s->ehlo_clear == NULL &&
+	    (s->ehlo_clear = malloc(sizeof *s->ehlo_clear)) != NULL)
+		*s->ehlo_clear = s->ehlo; /* shown by `connector test` only */
 	/* RFC 3207 4.2: forget what the clear-text EHLO said. */
 	s->have_ehlo = false;
 	s->ext = 0;
@@ -1422,6 +1431,12 @@ const struct smtp_reply_reader *
 smtpc_sess_ehlo(const struct smtpc_sess *s)
 {
 	return s->have_ehlo ? &s->ehlo : NULL;
+}
+
+const struct smtp_reply_reader *
+smtpc_sess_ehlo_clear(const struct smtpc_sess *s)
+{
+	return s->ehlo_clear;
 }
 
 const char *

@@ -126,6 +126,8 @@ const char *smtpc_sess_tls_verify_reason(const struct smtpc_sess *s);
 const char *smtpc_sess_client_cert(const struct smtpc_sess *s);
 /* The last EHLO (or HELO) reply, for `connector test`; NULL before. */
 const struct smtp_reply_reader *smtpc_sess_ehlo(const struct smtpc_sess *s);
+/* Probe sessions after STARTTLS: the EHLO reply before it; else NULL. */
+const struct smtp_reply_reader *smtpc_sess_ehlo_clear(const struct smtpc_sess *s);
 /* The peer's certificate chain, one "depth: subject (issuer)" per line
  * (probe sessions only); "" without TLS. */
 const char *smtpc_sess_chain(const struct smtpc_sess *s);
