@@ -4,7 +4,9 @@
  *
  *   cli_connector()  `connector add NAME ...`, `connector set NAME ...`,
  *                    `connector list [--json]`, `connector show NAME
- *                    [--json]`, `connector remove NAME`.
+ *                    [--json]`, `connector remove NAME`, `connector
+ *                    test NAME [--json]` (the probe itself is
+ *                    cli_connector_test(), connector_probe.c).
  *
  * A connector made here lives in connectors.d/NAME.conf beside the main
  * configuration file, one [connector NAME] section per file; the main file
@@ -49,7 +51,7 @@
 #define MAX_ITEMS 4096 /* elements of one list option, as the loader */
 #define ERR_LEN 1024
 
-enum sub { SUB_ADD, SUB_SET, SUB_LIST, SUB_SHOW, SUB_REMOVE };
+enum sub { SUB_ADD, SUB_SET, SUB_LIST, SUB_SHOW, SUB_REMOVE, SUB_TEST };
 
 /* The values of a list option, split at commas, in the order given. */
 struct list {
@@ -110,7 +112,7 @@ static const struct option long_options[] = {
 /* Help. */
 
 #define USAGE_LINE                                                             \
-	"usage: bridgehead connector add|set|list|show|remove ... "            \
+	"usage: bridgehead connector add|set|list|show|remove|test ... "       \
 	"(bridgehead connector --help)\n"
 
 static const char options_help[] =
@@ -153,6 +155,7 @@ usage_group(FILE *out)
 		"       bridgehead connector list [--json]\n"
 		"       bridgehead connector show NAME [--json]\n"
 		"       bridgehead connector remove NAME\n"
+		"       bridgehead connector test NAME [--json]\n"
 		"\n"
 		"Connectors route mail: the recipient domains of their address "
 		"spaces go to\n"
@@ -160,8 +163,9 @@ usage_group(FILE *out)
 		"set and remove\n"
 		"write connectors.d/NAME.conf beside the configuration file "
 		"and tell a\n"
-		"running server to reload.  'bridgehead connector SUBCOMMAND "
-		"--help' tells\n"
+		"running server to reload; test talks to its next hops without "
+		"sending\n"
+		"mail.  'bridgehead connector SUBCOMMAND --help' tells "
 		"more.\n");
 }
 
@@ -233,10 +237,27 @@ usage_remove(FILE *out)
 		"reload.\n");
 }
 
+static void
+usage_test(FILE *out)
+{
+	fprintf(out,
+		"usage: bridgehead connector test NAME [--json] [-c FILE]\n"
+		"\n"
+		"Connects to each next hop of the connector, does EHLO and "
+		"STARTTLS as its\n"
+		"TLS policy says, prints the capabilities, the certificate "
+		"chain, the\n"
+		"verification result, the TLS protocol and cipher, and QUITs "
+		"without sending\n"
+		"mail.  Exit status: 0 mail would flow, 1 it would not, 2 no "
+		"such connector\n"
+		"or a configuration error.\n");
+}
+
 static void (*const usages[])(FILE *) = {
 	[SUB_ADD] = usage_add,	     [SUB_SET] = usage_set,
 	[SUB_LIST] = usage_list,     [SUB_SHOW] = usage_show,
-	[SUB_REMOVE] = usage_remove,
+	[SUB_REMOVE] = usage_remove, [SUB_TEST] = usage_test,
 };
 
 /* Options. */
@@ -416,7 +437,8 @@ check_words(struct opts *o, int argc, char **argv)
 {
 	bool wants_name = o->sub != SUB_LIST;
 	bool modifies = o->sub == SUB_ADD || o->sub == SUB_SET;
-	bool prints = o->sub == SUB_LIST || o->sub == SUB_SHOW;
+	bool prints =
+		o->sub == SUB_LIST || o->sub == SUB_SHOW || o->sub == SUB_TEST;
 	int left = argc - optind;
 
 	if (left > (wants_name ? 1 : 0)) {
@@ -453,8 +475,8 @@ check_words(struct opts *o, int argc, char **argv)
 	}
 	if (!prints && o->json) {
 		fprintf(stderr,
-			"bridgehead %s: --json goes with list and show "
-			"only\n",
+			"bridgehead %s: --json goes with list, show and "
+			"test only\n",
 			o->cmd);
 		return CLI_USAGE;
 	}
@@ -986,9 +1008,10 @@ apply_options(const struct opts *o, struct conf_connector *c)
 
 struct change {
 	const struct opts *o;
-	char dir[PATH_MAX];  /* .../connectors.d */
-	char path[PATH_MAX]; /* .../connectors.d/NAME.conf */
-	char tmp[PATH_MAX];  /* .../connectors.d/.NAME.conf.tmp */
+	char parent[PATH_MAX]; /* the directory of the main file */
+	char dir[PATH_MAX];    /* .../connectors.d */
+	char path[PATH_MAX];   /* .../connectors.d/NAME.conf */
+	char tmp[PATH_MAX];    /* .../connectors.d/.NAME.conf.tmp */
 	int dirfd;
 	bool made_dir;
 	bool io_failed;	   /* the disk, not the request: exit 1 */
@@ -1028,6 +1051,7 @@ change_paths(struct change *ch, const struct conf *conf, const char *name)
 
 	snprintf(fname, sizeof fname, "%s.conf", name);
 	snprintf(tname, sizeof tname, ".%s.conf.tmp", name);
+	snprintf(ch->parent, sizeof ch->parent, "%s", conf->dir);
 	if (join(ch->dir, sizeof ch->dir, conf->dir, "connectors.d") == -1 ||
 	    join(ch->path, sizeof ch->path, ch->dir, fname) == -1 ||
 	    join(ch->tmp, sizeof ch->tmp, ch->dir, tname) == -1)
@@ -1099,7 +1123,7 @@ change_close(struct change *ch, bool failed)
 	if (failed) {
 		unlink(ch->tmp);
 		if (ch->made_dir && rmdir(ch->dir) == 0)
-			fsync_dir(ch->conf != NULL ? ch->conf->dir : ".");
+			fsync_dir(ch->parent);
 	}
 	if (ch->dirfd != -1)
 		close(ch->dirfd);
@@ -1592,6 +1616,37 @@ run_print(const struct opts *o)
 	return rc;
 }
 
+/* test: the probe (connector_probe.c) against the configuration. */
+static int
+run_test(const struct opts *o)
+{
+	struct conf *conf = cli_load_conf(o->config);
+	int rc;
+
+	if (conf == NULL)
+		return CLI_USAGE;
+	rc = cli_connector_test(conf, o->name, o->json);
+	conf_free(conf);
+	return rc;
+}
+
+static int
+run(const struct opts *o)
+{
+	switch (o->sub) {
+	case SUB_LIST:
+	case SUB_SHOW:
+		return run_print(o);
+	case SUB_TEST:
+		return run_test(o);
+	case SUB_ADD:
+	case SUB_SET:
+	case SUB_REMOVE:
+		break;
+	}
+	return run_change(o);
+}
+
 /* The command group. */
 
 static const struct {
@@ -1599,7 +1654,7 @@ static const struct {
 	enum sub sub;
 } subs[] = {
 	{"add", SUB_ADD},   {"set", SUB_SET},	    {"list", SUB_LIST},
-	{"show", SUB_SHOW}, {"remove", SUB_REMOVE},
+	{"show", SUB_SHOW}, {"remove", SUB_REMOVE}, {"test", SUB_TEST},
 };
 
 /* Options before the subcommand: -c FILE and --help only. */
@@ -1647,8 +1702,9 @@ cli_connector(int argc, char **argv)
 	if (rc != -1)
 		return rc;
 	if (optind >= argc) {
-		fprintf(stderr, "bridgehead connector: a subcommand is needed "
-				"(add, set, list, show, remove)\n" USAGE_LINE);
+		fprintf(stderr,
+			"bridgehead connector: a subcommand is needed "
+			"(add, set, list, show, remove, test)\n" USAGE_LINE);
 		return CLI_USAGE;
 	}
 	for (s = 0; s < sizeof subs / sizeof subs[0]; s++)
@@ -1670,8 +1726,7 @@ cli_connector(int argc, char **argv)
 	if (rc == -1)
 		rc = check_words(&o, argc, argv);
 	if (rc == -1)
-		rc = o.sub == SUB_LIST || o.sub == SUB_SHOW ? run_print(&o)
-							    : run_change(&o);
+		rc = run(&o);
 	opts_free(&o);
 	return rc;
 }

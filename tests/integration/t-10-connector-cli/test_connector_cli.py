@@ -258,7 +258,7 @@ def test_list_empty_and_order(server):
 
 def test_help(server):
     srv = offline(server)
-    for sub in ([], ["add"], ["set"], ["list"], ["show"], ["remove"]):
+    for sub in ([], ["add"], ["set"], ["list"], ["show"], ["remove"], ["test"]):
         p = srv.cli("connector", *sub, "--help")
         assert p.stdout.startswith(b"usage: bridgehead connector"), p.stdout
 
@@ -458,3 +458,56 @@ def test_running_server_is_told_to_reload(server):
     time.sleep(0.5)
     assert len(reload_lines(srv)) == n
     assert "reload failed" not in srv.stderr()
+
+
+# ---------------------------------------------------------------- test
+
+def fake_next_hop():
+    """A one-connection SMTP peer without STARTTLS on a free port of
+    127.0.0.1; returns (port, the lines it received)."""
+    import socket
+    import threading
+    port = bhtest.free_port()
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", port))
+    ls.listen()
+    got = []
+
+    def serve():
+        c, _ = ls.accept()
+        ls.close()
+        f = c.makefile("rb")
+        c.sendall(b"220 hop.example ESMTP\r\n")
+        for line in f:
+            got.append(line)
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                c.sendall(b"250-hop.example\r\n250-8BITMIME\r\n250 SIZE 1000000\r\n")
+            elif verb == b"QUIT":
+                c.sendall(b"221 bye\r\n")
+                break
+            else:
+                c.sendall(b"502 5.5.2 not in a probe\r\n")
+        c.close()
+    threading.Thread(target=serve, daemon=True).start()
+    return port, got
+
+
+def test_connector_test_runs_the_probe(server):
+    srv = offline(server)
+    port, got = fake_next_hop()
+    srv.cli("connector", "add", "hop", "--address-space", "hop.example",
+            "--smart-host", f"[127.0.0.1]:{port}")
+    p = srv.cli("connector", "test", "hop", "--json", check=False, timeout=90)
+    assert p.returncode == 0, p.stderr
+    data = json.loads(p.stdout)
+    assert data["mail_would_flow"] is True, data
+    # EHLO and QUIT, never a transaction.
+    verbs = [ln[:4].upper() for ln in got]
+    assert verbs[0] == b"EHLO" and verbs[-1] == b"QUIT", got
+    assert b"MAIL" not in verbs and b"DATA" not in verbs, got
+    err = refused(srv, "connector", "test", "nosuch")
+    assert "nosuch" in err
+    err = refused(srv, "connector", "test", "hop", "--tls", "none")
+    assert "add and set" in err
