@@ -921,7 +921,6 @@ enter_state(struct smtpc_sess *s, enum sess_state next)
 		break;
 	case S_QUIT:
 		sess_send(s, "QUIT");
-		io_pause_input(s->io);
 		break;
 	default:
 		break;
