@@ -12,10 +12,13 @@
  *   route_is_source()  may this node ([server] name) send through the
  *                      connector itself?  (empty source_bridgeheads: every
  *                      node may)  If not, the message is handed to one of
- *                      the listed source bridgeheads over SMTP.
+ *                      the listed source bridgeheads over SMTP.  NULL
+ *                      connector (MX routing): true, every node does it.
  *   route_key()        a string naming the route of a recipient: messages
  *                      whose recipients have different keys are split per
- *                      route.  "connector:NAME" or "mx:DOMAIN".
+ *                      route.  "connector:NAME" or "mx:DOMAIN" (the
+ *                      domain lower-cased, without a trailing dot, so
+ *                      spellings of one domain share a key).
  */
 #ifndef BH_ROUTE_ROUTE_H
 #define BH_ROUTE_ROUTE_H
