@@ -229,6 +229,18 @@ sess_emit(struct smtpc_sess *s, enum smtpc_sess_event ev)
 	s->cb(s, ev, s->arg);
 }
 
+bool
+smtpc_reason_has_code(const char *t)
+{
+	/* "421 ..." (a peer's reply) or "4.4.1 ..." (a status code). */
+	bool reply = t[0] >= '2' && t[0] <= '5' && t[1] >= '0' &&
+		     t[1] <= '9' && t[2] >= '0' && t[2] <= '9' &&
+		     (t[3] == ' ' || t[3] == '\0');
+	bool status = (t[0] == '2' || t[0] == '4' || t[0] == '5') &&
+		      t[1] == '.' && t[2] >= '0' && t[2] <= '9';
+	return reply || status;
+}
+
 /* QUIT answered (or not): the connection is over. */
 static void
 sess_quit_done(struct smtpc_sess *s)
@@ -276,7 +288,8 @@ rcpt_set(struct smtpc_sess *s, size_t i, enum smtpc_status st, int code,
 	t->results[i].code = code;
 	snprintf(t->results[i].enhanced, sizeof t->results[i].enhanced, "%s",
 		 enhanced != NULL ? enhanced : "");
-	if (code == 0 && enhanced != NULL && *enhanced != '\0')
+	if (code == 0 && enhanced != NULL && *enhanced != '\0' &&
+	    !smtpc_reason_has_code(text))
 		/* A local reason carries its status code like a reply. */
 		say(t->replies[i], SMTPC_REPLY_MAX, "%s %s", enhanced, text);
 	else

@@ -110,6 +110,10 @@ void smtpc_sess_start(struct smtpc_sess *s, struct smtpc_txn *txn);
 void smtpc_sess_close(struct smtpc_sess *s);
 void smtpc_sess_free(struct smtpc_sess *s);
 
+/* Does a reason already start with a reply code ("421 ") or a status
+ * code ("4.4.1")?  Then no status code is put in front of it. */
+bool smtpc_reason_has_code(const char *text);
+
 /* After SMTPC_SESS_FAILED: why, and whether a clear-text retry of the
  * same host is due ("may" and a failed handshake). */
 const char *smtpc_sess_reason(const struct smtpc_sess *s);

@@ -275,7 +275,11 @@ job_fail_all(struct job *j, enum smtpc_status st, const char *enhanced,
 		j->results[i].code = 0;
 		say(j->results[i].enhanced, sizeof j->results[i].enhanced, "%s",
 		    enhanced);
-		say(j->replies[i], SMTPC_REPLY_MAX, "%s %s", enhanced, reason);
+		if (smtpc_reason_has_code(reason))
+			say(j->replies[i], SMTPC_REPLY_MAX, "%s", reason);
+		else
+			say(j->replies[i], SMTPC_REPLY_MAX, "%s %s", enhanced,
+			    reason);
 		j->results[i].reply = j->replies[i];
 	}
 	job_report(j, NULL);
