@@ -335,3 +335,56 @@ def test_connector_test_may_broken_handshake_falls_back(server, fakehost, test_c
     assert re.search(r"(?i)handshake failed", out), out
     fh.wait_sessions(2)
     assert "STARTTLS" not in verbs(fh.sessions[1]), fh.sessions[1].commands
+
+
+# ------------------------------------------------------ AUTH and concurrency
+
+@pytest.mark.parametrize("mech", ["PLAIN", "LOGIN"])
+def test_auth_over_tls_password_read_at_use(server, fakehost, test_ca, tmp_path, mech):
+    import base64
+    pw = tmp_path / "password"
+    pw.write_text("s3cret\n")
+    b64 = lambda s: base64.b64encode(s).decode()
+    if mech == "PLAIN":
+        plain = re.escape(b64(b"\0relay-user\0s3cret"))
+        auth = [F.Expect(rf"AUTH PLAIN {plain}\r\n"),
+                F.Send("235 2.7.0 ok\r\n")]
+    else:
+        auth = [F.Expect(r"AUTH LOGIN\r\n"), F.Send("334 VXNlcm5hbWU6\r\n"),
+                F.Expect(rf"{re.escape(b64(b'relay-user'))}\r\n"), F.Send("334 UGFzc3dvcmQ6\r\n"),
+                F.Expect(rf"{re.escape(b64(b's3cret'))}\r\n"), F.Send("235 2.7.0 ok\r\n")]
+    script = F.Script(
+        F.Send("220 smarthost.example.net ESMTP\r\n"),
+        F.Expect(r"EHLO bh1\.example\.com\r\n"),
+        # AUTH offered in clear text must not be used there.
+        F.Send("250-smarthost.example.net\r\n250-AUTH PLAIN LOGIN\r\n250 STARTTLS\r\n"),
+        F.Expect(r"STARTTLS\r\n"), F.Send("220 2.0.0 go\r\n"),
+        F.Tls(test_ca.leaf().spec()),
+        F.Expect(r"EHLO bh1\.example\.com\r\n"),
+        F.Send(f"250-smarthost.example.net\r\n250 AUTH {mech}\r\n"),
+        *auth,
+        F.Expect(r"MAIL FROM:<sender@example\.org>\r\n"), F.Send("250 2.1.0 ok\r\n"),
+        F.Expect(r"RCPT TO:<rcpt@example\.net>\r\n"), F.Send("250 2.1.5 ok\r\n"),
+        F.Expect(r"DATA\r\n"), F.Send("354 go\r\n"),
+        F.Data("250 2.0.0 queued\r\n"),
+        F.Expect(r"QUIT\r\n"), F.Send("221 bye\r\n"))
+    fh = fakehost(plan=[script])
+    srv = server(extra_conf=F.connector_conf(
+        fh, tls="encrypt", extra=["auth_username = relay-user", f"auth_password_file = {pw}"]))
+    qid = F.submit(srv)
+    ev = F.wait_event(srv, qid, "delivered")[0]
+    assert ev["reply"].startswith("250 2.0.0"), ev
+    assert fh.sessions[0].errors == [], fh.sessions[0].errors
+    assert "s3cret" not in srv.stderr(), "the password reached the log"
+
+
+def test_max_connections_limits_concurrency(server, fakehost):
+    fh = fakehost(default=F.Esmtp(reply_delay=0.2))
+    srv = server(extra_conf=F.connector_conf(fh, tls="none", extra=["max_connections = 1"]))
+    qids = [F.submit(srv, content=f"Subject: n{i}\r\n\r\n{i}\r\n".encode()) for i in range(4)]
+    for q in qids:
+        F.wait_event(srv, q, "delivered", timeout=60)
+    assert len(fh.complete()) == 4
+    spans = sorted((s.started, s.ended or 1e12) for s in fh.sessions)
+    for (a0, a1), (b0, b1) in zip(spans, spans[1:]):
+        assert b0 >= a1, f"two connections at once with max_connections = 1: {spans}"
