@@ -161,10 +161,14 @@ reply_text(const struct smtpc_rcpt_result *r, char *buf, size_t len)
 	char code[8];
 
 	snprintf(code, sizeof code, "%d", r->code);
-	if (r->code == 0 || strncmp(text, code, 3) == 0)
+	bool has_enhanced =
+		r->enhanced[0] != '\0' &&
+		strncmp(text, r->enhanced, strlen(r->enhanced)) != 0;
+	if (r->code == 0 && has_enhanced) /* a local reason with its code */
+		snprintf(buf, len, "%s %s", r->enhanced, text);
+	else if (r->code == 0 || strncmp(text, code, 3) == 0)
 		snprintf(buf, len, "%s", text);
-	else if (r->enhanced[0] != '\0' &&
-		 strncmp(text, r->enhanced, strlen(r->enhanced)) != 0)
+	else if (has_enhanced)
 		snprintf(buf, len, "%d %s %s", r->code, r->enhanced, text);
 	else
 		snprintf(buf, len, "%d %s", r->code, text);

@@ -174,6 +174,13 @@ class Server:
         listener.update(dialog.listener)
         lines = ["[server]"] + [f"{k} = {v}" for k, v in server.items()]
         lines += ["", "[listener smtp]"] + [f"{k} = {v}" for k, v in listener.items()]
+        # Queued mail goes by MX: a local resolver answers every name with
+        # 127.0.0.1 (nothing on port 25), so it is deferred and stays
+        # queued for the dialog to inspect, and nothing needs the Internet.
+        unbound = self.dir / "unbound.conf"
+        unbound.write_text('server:\n\tlocal-zone: "." redirect\n'
+                           '\tlocal-data: ". 300 IN A 127.0.0.1"\n')
+        lines += ["", "[dns]", f"unbound_config = {unbound}"]
         self.conf.write_text("\n".join(lines) + "\n")
         self.proc = None
         if dialog.cert:

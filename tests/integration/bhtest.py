@@ -44,6 +44,13 @@ ENHANCED_RE = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?=\s|$)")
 CRLF = b"\r\n"
 
 
+# Every name is 127.0.0.1 (no MX: the implicit MX, port 25).
+UNBOUND_LOCAL = """server:
+\tlocal-zone: "." redirect
+\tlocal-data: ". 300 IN A 127.0.0.1"
+"""
+
+
 def find_binary():
     """Absolute path of the bridgehead binary, or None."""
     env = os.environ.get("BRIDGEHEAD_BIN")
@@ -396,6 +403,17 @@ class Server:
         lines.append("")
         if extra_conf:
             lines.append(extra_conf)
+        if "[dns]" not in extra_conf:
+            # Mail the tests do not route through a connector goes by MX.
+            # With the system resolver it would bounce (example.com has a
+            # null MX; a sandbox may answer NXDOMAIN) and the notices would
+            # add messages to the queue.  A local resolver instead answers
+            # every name with 127.0.0.1, where nothing listens on port 25:
+            # such messages are deferred and stay queued, as these tests
+            # expect, and no test needs the Internet.
+            unbound = self.dir / "unbound.conf"
+            unbound.write_text(UNBOUND_LOCAL)
+            lines += ["[dns]", f"unbound_config = {unbound}", ""]
         self.conf_path.write_text("\n".join(lines) + "\n")
         if cert:
             self.selfsign()
