@@ -51,8 +51,8 @@ static void probe_next(struct probe *p);
 
 /* "PIPELINING", "SIZE 10485760", ...: the EHLO lines after the first. */
 static void
-probe_caps(struct probe *p, const struct smtp_reply_reader *rr,
-	   const char *key, const char *label)
+probe_caps(struct probe *p, const struct smtp_reply_reader *rr, const char *key,
+	   const char *label)
 {
 	const char *t = rr->text, *end = rr->text + rr->text_len;
 	const char *nl = memchr(t, '\n', rr->text_len);
@@ -140,8 +140,7 @@ probe_tls(struct probe *p, struct smtpc_sess *s)
 
 /* One next hop's outcome, printed; then the next one. */
 static void
-probe_report(struct probe *p, struct smtpc_sess *s, bool ok,
-	     const char *reason)
+probe_report(struct probe *p, struct smtpc_sess *s, bool ok, const char *reason)
 {
 	p->tried++;
 	if (ok)
@@ -162,7 +161,7 @@ probe_report(struct probe *p, struct smtpc_sess *s, bool ok,
 	if (s != NULL && smtpc_sess_ehlo(s) != NULL)
 		probe_caps(p, smtpc_sess_ehlo(s), "capabilities",
 			   smtpc_sess_ehlo_clear(s) != NULL ? "EHLO inside TLS"
-							     : "EHLO");
+							    : "EHLO");
 	if (s != NULL)
 		probe_tls(p, s);
 	if (p->json) {
@@ -273,7 +272,7 @@ int
 cli_connector_test(const struct conf *conf, const char *name, bool json)
 {
 	const struct conf_connector *c = conf_connector_find(conf, name);
-	struct probe p = { .json = json };
+	struct probe p = {.json = json};
 	char err[512];
 	int status = CLI_FAILED;
 

@@ -21,8 +21,7 @@ smtpc_hop_set(struct smtpc_hop *hop, const char *name,
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&hop->sa;
 		s6->sin6_port = htons((uint16_t)port);
 		inet_ntop(AF_INET6, &s6->sin6_addr, hop->ip, sizeof hop->ip);
-		snprintf(hop->addr, sizeof hop->addr, "[%s]:%u", hop->ip,
-			 port);
+		snprintf(hop->addr, sizeof hop->addr, "[%s]:%u", hop->ip, port);
 	} else {
 		struct sockaddr_in *s4 = (struct sockaddr_in *)&hop->sa;
 		s4->sin_port = htons((uint16_t)port);
@@ -36,8 +35,8 @@ smtpc_hop_set(struct smtpc_hop *hop, const char *name,
 bool
 smtpc_hop_numeric(struct smtpc_hop *hop, const char *host, unsigned port)
 {
-	struct sockaddr_in s4 = { .sin_family = AF_INET };
-	struct sockaddr_in6 s6 = { .sin6_family = AF_INET6 };
+	struct sockaddr_in s4 = {.sin_family = AF_INET};
+	struct sockaddr_in6 s6 = {.sin6_family = AF_INET6};
 	const char *h = host;
 
 	/* An RFC 5321 address literal names its family: "IPv6:..." */

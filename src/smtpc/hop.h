@@ -16,7 +16,6 @@
 
 void smtpc_hop_set(struct smtpc_hop *hop, const char *name,
 		   const struct sockaddr *sa, socklen_t salen, unsigned port);
-bool smtpc_hop_numeric(struct smtpc_hop *hop, const char *host,
-		       unsigned port);
+bool smtpc_hop_numeric(struct smtpc_hop *hop, const char *host, unsigned port);
 
 #endif

@@ -251,12 +251,13 @@ walk_dns_done(void *arg, const struct dns_result *r)
 			say(w->reason, sizeof w->reason,
 			    "no address for the next hop");
 	} else {
-		const char *what = mx ? p->domain : p->names[w->name_idx - 1].host;
+		const char *what =
+			mx ? p->domain : p->names[w->name_idx - 1].host;
 		if (r->reason != NULL)
 			say(w->reason, sizeof w->reason, "DNS: %s", r->reason);
 		else
-			say(w->reason, sizeof w->reason, "DNS: %s: lookup failed",
-			    what);
+			say(w->reason, sizeof w->reason,
+			    "DNS: %s: lookup failed", what);
 		/* Only the recipient domain's own answer is permanent. */
 		if (mx && r->status != DNS_TEMPFAIL) {
 			w->fail = SMTPC_PERMFAIL;

@@ -35,14 +35,14 @@ struct smtpc_plan_name {
 };
 
 struct smtpc_plan {
-	char key[320];		/* "connector:NAME", "via:NAME", "mx:DOMAIN" */
-	char connector[80];	/* "" for MX routing without connector */
+	char key[320];	    /* "connector:NAME", "via:NAME", "mx:DOMAIN" */
+	char connector[80]; /* "" for MX routing without connector */
 	bool mx;
 	char domain[256];
 	struct smtpc_plan_name *names;
 	size_t n_names;
 	unsigned max_conns;
-	struct smtpc_policy policy;	/* its strings owned by the plan */
+	struct smtpc_policy policy; /* its strings owned by the plan */
 };
 
 /* -1 and a sentence in err (unknown connector, out of memory). */
@@ -52,9 +52,9 @@ int smtpc_plan_make(struct smtpc_plan *plan, const struct conf *conf,
 void smtpc_plan_clear(struct smtpc_plan *plan);
 
 enum smtpc_walk_status {
-	SMTPC_WALK_HOP,		/* *hop is the next one to try */
-	SMTPC_WALK_PENDING,	/* wait for the resume callback */
-	SMTPC_WALK_END,		/* no more: smtpc_walk_failure() says why */
+	SMTPC_WALK_HOP,	    /* *hop is the next one to try */
+	SMTPC_WALK_PENDING, /* wait for the resume callback */
+	SMTPC_WALK_END,	    /* no more: smtpc_walk_failure() says why */
 };
 
 struct smtpc_walk;

@@ -24,8 +24,8 @@
 #include "smtpc/session.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,14 +78,14 @@ enum sess_state {
 };
 
 static const char *const state_names[] = {
-	[S_CONNECT] = "CONNECT", [S_GREETING] = "GREETING",
-	[S_EHLO] = "EHLO",	 [S_HELO] = "HELO",
+	[S_CONNECT] = "CONNECT",   [S_GREETING] = "GREETING",
+	[S_EHLO] = "EHLO",	   [S_HELO] = "HELO",
 	[S_STARTTLS] = "STARTTLS", [S_HANDSHAKE] = "HANDSHAKE",
-	[S_AUTH] = "AUTH",	 [S_IDLE] = "IDLE",
-	[S_RSET] = "RSET",	 [S_MAIL] = "MAIL",
-	[S_RCPT] = "RCPT",	 [S_DATA] = "DATA",
-	[S_BODY] = "BODY",	 [S_EOM] = "EOM",
-	[S_BDAT] = "BDAT",	 [S_QUIT] = "QUIT",
+	[S_AUTH] = "AUTH",	   [S_IDLE] = "IDLE",
+	[S_RSET] = "RSET",	   [S_MAIL] = "MAIL",
+	[S_RCPT] = "RCPT",	   [S_DATA] = "DATA",
+	[S_BODY] = "BODY",	   [S_EOM] = "EOM",
+	[S_BDAT] = "BDAT",	   [S_QUIT] = "QUIT",
 	[S_DEAD] = "DEAD",
 };
 
@@ -111,8 +111,8 @@ struct smtpc_sess {
 	void *arg;
 	bool detached; /* the owner let go */
 	bool probe;
-	int depth;	/* nesting of io callbacks */
-	bool freeing;	/* free once depth is 0 */
+	int depth;    /* nesting of io callbacks */
+	bool freeing; /* free once depth is 0 */
 
 	enum sess_state state;
 	struct smtpc_hop hop;
@@ -233,8 +233,8 @@ bool
 smtpc_reason_has_code(const char *t)
 {
 	/* "421 ..." (a peer's reply) or "4.4.1 ..." (a status code). */
-	bool reply = t[0] >= '2' && t[0] <= '5' && t[1] >= '0' &&
-		     t[1] <= '9' && t[2] >= '0' && t[2] <= '9' &&
+	bool reply = t[0] >= '2' && t[0] <= '5' && t[1] >= '0' && t[1] <= '9' &&
+		     t[2] >= '0' && t[2] <= '9' &&
 		     (t[3] == ' ' || t[3] == '\0');
 	bool status = (t[0] == '2' || t[0] == '4' || t[0] == '5') &&
 		      t[1] == '.' && t[2] >= '0' && t[2] <= '9';
@@ -262,8 +262,8 @@ static void
 reply_line(const struct smtp_reply_reader *rr, char *out, size_t len)
 {
 	char raw[SMTPC_REPLY_MAX];
-	size_t n = rr->text_len < sizeof raw - 1 ? rr->text_len
-						 : sizeof raw - 1;
+	size_t n =
+		rr->text_len < sizeof raw - 1 ? rr->text_len : sizeof raw - 1;
 	memcpy(raw, rr->text, n);
 	raw[n] = '\0';
 	for (size_t i = 0; i < n; i++) {
@@ -377,8 +377,7 @@ sess_fail_quit(struct smtpc_sess *s, const char *reason)
 	sess_emit(s, SMTPC_SESS_FAILED);
 }
 
-static int
-sess_send(struct smtpc_sess *s, const char *fmt, ...)
+static int sess_send(struct smtpc_sess *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 static int
@@ -405,10 +404,10 @@ ehlo_learn(struct smtpc_sess *s, const struct smtp_reply_reader *rr)
 		const char *kw;
 		unsigned bit;
 	} exts[] = {
-		{ "STARTTLS", EXT_STARTTLS }, { "PIPELINING", EXT_PIPELINING },
-		{ "SIZE", EXT_SIZE },	      { "8BITMIME", EXT_8BITMIME },
-		{ "SMTPUTF8", EXT_SMTPUTF8 }, { "DSN", EXT_DSN },
-		{ "CHUNKING", EXT_CHUNKING }, { "BINARYMIME", EXT_BINARYMIME },
+		{"STARTTLS", EXT_STARTTLS}, {"PIPELINING", EXT_PIPELINING},
+		{"SIZE", EXT_SIZE},	    {"8BITMIME", EXT_8BITMIME},
+		{"SMTPUTF8", EXT_SMTPUTF8}, {"DSN", EXT_DSN},
+		{"CHUNKING", EXT_CHUNKING}, {"BINARYMIME", EXT_BINARYMIME},
 	};
 	const char *p;
 	size_t plen;
@@ -421,9 +420,8 @@ ehlo_learn(struct smtpc_sess *s, const struct smtp_reply_reader *rr)
 		if (smtp_reply_ehlo_has(rr, exts[i].kw, &p, &plen))
 			s->ext |= exts[i].bit;
 	}
-	if ((s->ext & EXT_SIZE) &&
-	    smtp_reply_ehlo_has(rr, "SIZE", &p, &plen) && plen > 0 &&
-	    plen < 20) {
+	if ((s->ext & EXT_SIZE) && smtp_reply_ehlo_has(rr, "SIZE", &p, &plen) &&
+	    plen > 0 && plen < 20) {
 		char num[24];
 		memcpy(num, p, plen);
 		num[plen] = '\0';
@@ -487,9 +485,8 @@ sess_tls_ready(struct smtpc_sess *s)
 			 "and were discarded (injection attempt?)",
 			 s->id, io_discarded(s->io));
 	s->tls_done = true;
-	s->verified =
-		smtpc_tls_check(ssl, s->tls_names, s->verify_reason,
-				sizeof s->verify_reason);
+	s->verified = smtpc_tls_check(ssl, s->tls_names, s->verify_reason,
+				      sizeof s->verify_reason);
 	smtpc_tls_peer(ssl, s->peer, sizeof s->peer);
 	if (s->probe)
 		sess_record_chain(s, ssl);
@@ -500,7 +497,7 @@ sess_tls_ready(struct smtpc_sess *s)
 	if (s->policy->tls == CONF_CONNECTOR_TLS_VERIFY && !s->verified) {
 		char why[SMTPC_REPLY_MAX];
 		say(why, sizeof why, "TLS verification failed: %s",
-			 s->verify_reason);
+		    s->verify_reason);
 		sess_fail_quit(s, why);
 		return;
 	}
@@ -526,14 +523,14 @@ sess_start_tls(struct smtpc_sess *s)
 		sess_abort(s, 0, "4.7.5", err);
 		return;
 	}
-	say(s->client_cert, sizeof s->client_cert, "%s", desc != NULL ? desc : "");
+	say(s->client_cert, sizeof s->client_cert, "%s",
+	    desc != NULL ? desc : "");
 	if (io_start_tls_client(s->io, s->ctx, s->hop.name) == -1) {
 		sess_abort(s, 0, "4.7.5", io_error(s->io));
 		return;
 	}
 	SSL *ssl = io_ssl(s->io);
-	s->tls_names = smtpc_tls_prepare(ssl, s->hop.name,
-					 s->policy->tls_match,
+	s->tls_names = smtpc_tls_prepare(ssl, s->hop.name, s->policy->tls_match,
 					 s->policy->n_tls_match);
 	smtpc_tls_session_use(s->tls, s->hop.addr, ssl);
 	enter_state(s, S_HANDSHAKE);
@@ -560,8 +557,7 @@ read_password(const char *path, char *out, size_t len)
 }
 
 static void
-send_b64(struct smtpc_sess *s, const char *prefix, const void *data,
-	 size_t len)
+send_b64(struct smtpc_sess *s, const char *prefix, const void *data, size_t len)
 {
 	unsigned char b64[1400];
 
@@ -581,7 +577,7 @@ auth_send(struct smtpc_sess *s)
 	if (read_password(p->auth_password_file, pw, sizeof pw) == -1) {
 		char why[SMTPC_REPLY_MAX];
 		say(why, sizeof why, "cannot read auth_password_file %s: %s",
-			 p->auth_password_file, strerror(errno));
+		    p->auth_password_file, strerror(errno));
 		sess_fail_quit(s, why);
 		return;
 	}
@@ -663,9 +659,9 @@ txn_check_peer(struct smtpc_sess *s)
 	if (s->size_max > 0 && env->size > s->size_max) {
 		char why[200];
 		say(why, sizeof why,
-			 "message of %llu bytes exceeds the next hop's "
-			 "SIZE limit of %lu",
-			 (unsigned long long)env->size, s->size_max);
+		    "message of %llu bytes exceeds the next hop's "
+		    "SIZE limit of %lu",
+		    (unsigned long long)env->size, s->size_max);
 		rcpt_set_rest(s, SMTPC_PERMFAIL, 0, "5.3.4", why);
 		return false;
 	}
@@ -674,7 +670,7 @@ txn_check_peer(struct smtpc_sess *s)
 		if (has < 0) {
 			char why[SMTPC_REPLY_MAX];
 			say(why, sizeof why, "cannot read %s: %s",
-				 s->txn->content_path, strerror(errno));
+			    s->txn->content_path, strerror(errno));
 			rcpt_set_rest(s, SMTPC_TEMPFAIL, 0, "4.3.0", why);
 			return false;
 		}
@@ -697,12 +693,12 @@ send_mail(struct smtpc_sess *s)
 	size_t off = 0;
 
 	params[0] = '\0';
-#define ADD(...)                                                        \
-	do {                                                            \
-		int n_ = snprintf(params + off, sizeof params - off,    \
-				  __VA_ARGS__);                         \
-		if (n_ > 0 && (size_t)n_ < sizeof params - off)         \
-			off += (size_t)n_;                              \
+#define ADD(...)                                                               \
+	do {                                                                   \
+		int n_ = snprintf(params + off, sizeof params - off,           \
+				  __VA_ARGS__);                                \
+		if (n_ > 0 && (size_t)n_ < sizeof params - off)                \
+			off += (size_t)n_;                                     \
 	} while (0)
 	if (s->ext & EXT_SIZE)
 		ADD(" SIZE=%llu", (unsigned long long)env->size);
@@ -743,8 +739,8 @@ send_rcpt(struct smtpc_sess *s, size_t i)
 				off = (size_t)n;
 		}
 		if (r->orcpt != NULL)
-			snprintf(params + off, sizeof params - off,
-				 " ORCPT=%s", r->orcpt);
+			snprintf(params + off, sizeof params - off, " ORCPT=%s",
+				 r->orcpt);
 	}
 	sess_send(s, "RCPT TO:<%s>%s", r->address, params);
 }
@@ -770,7 +766,7 @@ body_fill(struct smtpc_sess *s)
 			/* Never send the dot after a partial message. */
 			char why[SMTPC_REPLY_MAX];
 			say(why, sizeof why, "cannot read %s: %s",
-				 s->txn->content_path, strerror(errno));
+			    s->txn->content_path, strerror(errno));
 			sess_abort(s, 0, "4.3.0", why);
 			return;
 		}
@@ -778,7 +774,8 @@ body_fill(struct smtpc_sess *s)
 		if (n == 0) {
 			o = smtpc_body_finish(&s->body, out);
 			if (s->body.bare > 0)
-				log_warn("%s: %llu bare CR/LF in %s sent as CRLF",
+				log_warn("%s: %llu bare CR/LF in %s sent as "
+					 "CRLF",
 					 s->id,
 					 (unsigned long long)s->body.bare,
 					 s->txn->content_path);
@@ -810,8 +807,8 @@ bdat_send(struct smtpc_sess *s)
 	} while (n < 0 && errno == EINTR);
 	if (n < 0) {
 		char why[SMTPC_REPLY_MAX];
-		say(why, sizeof why, "cannot read %s: %s",
-			 s->txn->content_path, strerror(errno));
+		say(why, sizeof why, "cannot read %s: %s", s->txn->content_path,
+		    strerror(errno));
 		sess_abort(s, 0, "4.3.0", why);
 		return;
 	}
@@ -840,7 +837,7 @@ txn_after_rcpts(struct smtpc_sess *s)
 		if (s->body_fd < 0) {
 			char why[SMTPC_REPLY_MAX];
 			say(why, sizeof why, "cannot open %s: %s",
-				 s->txn->content_path, strerror(errno));
+			    s->txn->content_path, strerror(errno));
 			rcpt_set_rest(s, SMTPC_TEMPFAIL, 0, "4.3.0", why);
 			txn_done(s);
 			return;
@@ -1042,8 +1039,7 @@ sess_reply(struct smtpc_sess *s, const struct smtp_reply_reader *rr)
 			auth_send(s);
 		} else {
 			char why[SMTPC_REPLY_MAX];
-			say(why, sizeof why, "authentication failed: %s",
-				 line);
+			say(why, sizeof why, "authentication failed: %s", line);
 			sess_fail_quit(s, why);
 		}
 		return;
@@ -1097,7 +1093,7 @@ sess_reply(struct smtpc_sess *s, const struct smtp_reply_reader *rr)
 		if (s->body_fd < 0) {
 			char why[SMTPC_REPLY_MAX];
 			say(why, sizeof why, "cannot open %s: %s",
-				 s->txn->content_path, strerror(errno));
+			    s->txn->content_path, strerror(errno));
 			sess_abort(s, 0, "4.3.0", why);
 			return;
 		}
@@ -1113,7 +1109,8 @@ sess_reply(struct smtpc_sess *s, const struct smtp_reply_reader *rr)
 		if (c / 100 != 2 || s->bdat_last) {
 			rcpt_set_rest(s, status_of(c), c, rr->enhanced, line);
 			if (c / 100 != 2)
-				s->broken = true; /* the chunk state is unclear */
+				s->broken =
+					true; /* the chunk state is unclear */
 			txn_done(s);
 			return;
 		}
@@ -1126,7 +1123,7 @@ sess_reply(struct smtpc_sess *s, const struct smtp_reply_reader *rr)
 		/* A reply nobody asked for (IDLE, BODY): a broken peer. */
 		char why[SMTPC_REPLY_MAX];
 		say(why, sizeof why, "unexpected reply in %s: %s",
-			 state_names[s->state], line);
+		    state_names[s->state], line);
 		sess_abort(s, 0, "4.5.0", why);
 		return;
 	}
@@ -1211,15 +1208,16 @@ sess_io_error(struct smtpc_sess *s, enum io_event ev)
 	}
 	if (ev == IO_TIMEOUT)
 		say(why, sizeof why, "timeout in %s (no progress for %d s)",
-			 state_names[s->state], state_timeout(s->state) / SEC);
+		    state_names[s->state], state_timeout(s->state) / SEC);
 	else if (ev == IO_DISCONNECTED && s->state == S_EOM)
 		say(why, sizeof why,
-			 "connection lost after the end of data, before "
-			 "the reply (the next hop may have the message)");
+		    "connection lost after the end of data, before "
+		    "the reply (the next hop may have the message)");
 	else if (ev == IO_DISCONNECTED)
-		say(why, sizeof why, "connection closed by the next hop "
-					  "in %s",
-			 state_names[s->state]);
+		say(why, sizeof why,
+		    "connection closed by the next hop "
+		    "in %s",
+		    state_names[s->state]);
 	else
 		say(why, sizeof why, "%s", io_error(s->io));
 	if (s->state == S_HANDSHAKE && !policy_wants_tls(s)) {
@@ -1435,8 +1433,7 @@ smtpc_sess_tls_verify_reason(const struct smtpc_sess *s)
 const char *
 smtpc_sess_client_cert(const struct smtpc_sess *s)
 {
-	return s->tls_done && s->client_cert[0] != '\0' ? s->client_cert
-						     : NULL;
+	return s->tls_done && s->client_cert[0] != '\0' ? s->client_cert : NULL;
 }
 
 const struct smtp_reply_reader *

@@ -55,13 +55,13 @@ struct smtpc_hop {
 /* What the connector asks of the connection (owned by the caller, kept
  * valid for the session's life). */
 struct smtpc_policy {
-	const char *helo;		/* our name for EHLO */
+	const char *helo; /* our name for EHLO */
 	enum conf_connector_tls tls;
 	char **tls_match;
 	size_t n_tls_match;
-	const char *tls_ca_file;	/* NULL: system store */
+	const char *tls_ca_file; /* NULL: system store */
 	bool client_cert;
-	const char *auth_username;	/* NULL: no AUTH */
+	const char *auth_username; /* NULL: no AUTH */
 	const char *auth_password_file;
 };
 
@@ -71,16 +71,16 @@ struct smtpc_txn {
 	const char *content_path;
 	const size_t *rcpts;
 	size_t n_rcpts;
-	struct smtpc_rcpt_result *results;	/* n_rcpts */
-	char (*replies)[SMTPC_REPLY_MAX];	/* n_rcpts: text of results */
-	char *final;	/* bool per recipient: result is final (private) */
+	struct smtpc_rcpt_result *results; /* n_rcpts */
+	char (*replies)[SMTPC_REPLY_MAX];  /* n_rcpts: text of results */
+	char *final; /* bool per recipient: result is final (private) */
 	bool peer_dsn;
 };
 
 enum smtpc_sess_event {
-	SMTPC_SESS_READY,	/* idle, ready for a transaction */
-	SMTPC_SESS_FAILED,	/* no mail can go through this connection */
-	SMTPC_SESS_TXN_DONE,	/* every recipient has its result */
+	SMTPC_SESS_READY,    /* idle, ready for a transaction */
+	SMTPC_SESS_FAILED,   /* no mail can go through this connection */
+	SMTPC_SESS_TXN_DONE, /* every recipient has its result */
 };
 
 typedef void smtpc_sess_cb(struct smtpc_sess *s, enum smtpc_sess_event ev,
@@ -97,14 +97,11 @@ struct smtpc_sess_list {
  * `connector test`: keep the certificate chain for display.  NULL with
  * err when the connection cannot even be started.
  */
-struct smtpc_sess *smtpc_sess_new(struct event_base *base,
-				  struct smtpc_sess_list *list,
-				  struct smtpc_tls *tls,
-				  const struct smtpc_hop *hop,
-				  const struct smtpc_policy *policy,
-				  bool skip_tls, bool probe,
-				  smtpc_sess_cb *cb, void *arg, char *err,
-				  size_t errlen);
+struct smtpc_sess *
+smtpc_sess_new(struct event_base *base, struct smtpc_sess_list *list,
+	       struct smtpc_tls *tls, const struct smtpc_hop *hop,
+	       const struct smtpc_policy *policy, bool skip_tls, bool probe,
+	       smtpc_sess_cb *cb, void *arg, char *err, size_t errlen);
 void smtpc_sess_set_cb(struct smtpc_sess *s, smtpc_sess_cb *cb, void *arg);
 void smtpc_sess_start(struct smtpc_sess *s, struct smtpc_txn *txn);
 void smtpc_sess_close(struct smtpc_sess *s);
@@ -131,7 +128,8 @@ const char *smtpc_sess_client_cert(const struct smtpc_sess *s);
 /* The last EHLO (or HELO) reply, for `connector test`; NULL before. */
 const struct smtp_reply_reader *smtpc_sess_ehlo(const struct smtpc_sess *s);
 /* Probe sessions after STARTTLS: the EHLO reply before it; else NULL. */
-const struct smtp_reply_reader *smtpc_sess_ehlo_clear(const struct smtpc_sess *s);
+const struct smtp_reply_reader *
+smtpc_sess_ehlo_clear(const struct smtpc_sess *s);
 /* The peer's certificate chain, one "depth: subject (issuer)" per line
  * (probe sessions only); "" without TLS. */
 const char *smtpc_sess_chain(const struct smtpc_sess *s);

@@ -51,6 +51,8 @@ struct job {
 	struct smtpc_hop last_hop;
 	bool have_hop;
 	struct event *ev_later;
+	enum smtpc_status later_status;
+	char later_enhanced[16];
 	char reason[SMTPC_REPLY_MAX];
 	char tls_note[SMTPC_REPLY_MAX];
 };
@@ -154,8 +156,7 @@ dest_close_idle(struct dest *d)
 }
 
 static struct dest *
-dest_get(struct smtpc *e, const struct smtpc_job *job, char *err,
-	 size_t errlen)
+dest_get(struct smtpc *e, const struct smtpc_job *job, char *err, size_t errlen)
 {
 	struct smtpc_plan plan;
 
@@ -222,10 +223,10 @@ job_free(struct job *j)
 static void
 job_report(struct job *j, struct smtpc_sess *s)
 {
-	struct smtpc_result res = { .rcpts = j->results };
-	const struct smtpc_hop *hop = s != NULL ? smtpc_sess_hop(s)
-						: (j->have_hop ? &j->last_hop
-							       : NULL);
+	struct smtpc_result res = {.rcpts = j->results};
+	const struct smtpc_hop *hop =
+		s != NULL ? smtpc_sess_hop(s)
+			  : (j->have_hop ? &j->last_hop : NULL);
 
 	if (hop != NULL) {
 		res.host = hop->name;
@@ -292,7 +293,31 @@ job_later_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	job_fail_all(j, SMTPC_TEMPFAIL, "4.3.0", j->reason);
+	job_fail_all(j, j->later_status, j->later_enhanced, j->reason);
+}
+
+/*
+ * The same, from the loop: the outcome may be known inside
+ * smtpc_deliver() (a connector without hosts, no socket), and the
+ * callback must never run from there.
+ */
+static void
+job_fail_later(struct job *j, enum smtpc_status st, const char *enhanced,
+	       const char *reason)
+{
+	struct timeval now = {0, 0};
+
+	j->later_status = st;
+	say(j->later_enhanced, sizeof j->later_enhanced, "%s", enhanced);
+	if (reason != j->reason)
+		say(j->reason, sizeof j->reason, "%s", reason);
+	if (j->ev_later == NULL)
+		j->ev_later = evtimer_new(j->smtpc->base, job_later_cb, j);
+	if (j->ev_later == NULL || evtimer_add(j->ev_later, &now) == -1) {
+		/* No event to wait for: report now rather than never. */
+		job_fail_all(j, st, enhanced, reason);
+		return;
+	}
 }
 
 /* The job gives back its slot (no session kept). */
@@ -326,7 +351,8 @@ job_next_hop(struct job *j)
 		j->walk = smtpc_walk_new(e->dns, &d->plan, job_walk_resume, j);
 		if (j->walk == NULL) {
 			job_release_slot(j);
-			job_fail_all(j, SMTPC_TEMPFAIL, "4.3.0", "out of memory");
+			job_fail_later(j, SMTPC_TEMPFAIL, "4.3.0",
+				       "out of memory");
 			return;
 		}
 	}
@@ -341,7 +367,7 @@ job_next_hop(struct job *j)
 			char reason[SMTPC_REPLY_MAX];
 			say(reason, sizeof reason, "%s", why);
 			job_release_slot(j);
-			job_fail_all(j, fs, enh, reason);
+			job_fail_later(j, fs, enh, reason);
 			return;
 		}
 		j->last_hop = hop;
@@ -351,7 +377,8 @@ job_next_hop(struct job *j)
 		if (skip)
 			say(j->tls_note, sizeof j->tls_note,
 			    "STARTTLS not tried with %s: a TLS handshake with "
-			    "it failed within the last hour; sent in clear text",
+			    "it failed within the last hour; sent in clear "
+			    "text",
 			    hop.addr);
 		j->sess = smtpc_sess_new(e->base, &e->sessions, e->tls, &hop,
 					 &d->plan.policy, skip, false,
@@ -402,8 +429,8 @@ job_run(struct job *j)
 static void
 dest_kick(struct dest *d)
 {
-	while (d->whead != NULL && (d->conns < d->plan.max_conns ||
-				    d->n_idle > 0)) {
+	while (d->whead != NULL &&
+	       (d->conns < d->plan.max_conns || d->n_idle > 0)) {
 		struct job *j = d->whead;
 		d->whead = j->wnext;
 		if (d->whead == NULL)
@@ -449,7 +476,7 @@ job_sess_cb(struct smtpc_sess *s, enum smtpc_sess_event ev, void *arg)
 		struct dest *d = j->dest;
 		job_report(j, s);
 		/* j is gone; hand the session on. */
-		struct job tmp = { .dest = d, .smtpc = d->smtpc };
+		struct job tmp = {.dest = d, .smtpc = d->smtpc};
 		job_leave_session(&tmp, s);
 		return;
 	}
@@ -477,11 +504,10 @@ job_sess_cb(struct smtpc_sess *s, enum smtpc_sess_event ev, void *arg)
 			log_info("%s: TLS handshake with %s failed; trying "
 				 "again without TLS",
 				 j->job.env->id, j->last_hop.addr);
-			j->sess = smtpc_sess_new(e->base, &e->sessions, e->tls,
-						 &j->last_hop,
-						 &j->dest->plan.policy, true,
-						 false, job_sess_cb, j, err,
-						 sizeof err);
+			j->sess = smtpc_sess_new(
+				e->base, &e->sessions, e->tls, &j->last_hop,
+				&j->dest->plan.policy, true, false, job_sess_cb,
+				j, err, sizeof err);
 			if (j->sess != NULL)
 				return;
 		}
@@ -535,14 +561,13 @@ smtpc_deliver(struct smtpc *e, const struct smtpc_job *job, smtpc_done_cb *cb,
 	struct job *j = calloc(1, sizeof *j);
 	size_t n = job->n_rcpts;
 
-	if (j == NULL || (j->results = calloc(n + 1, sizeof *j->results)) ==
-				 NULL ||
+	if (j == NULL ||
+	    (j->results = calloc(n + 1, sizeof *j->results)) == NULL ||
 	    (j->replies = calloc(n + 1, sizeof *j->replies)) == NULL ||
 	    (j->final = calloc(n + 1, 1)) == NULL) {
 		/* Nothing to report through: the scheduler's job stays
 		 * in flight, so say it loudly. */
-		log_warn("%s: out of memory starting a delivery",
-			 job->env->id);
+		log_warn("%s: out of memory starting a delivery", job->env->id);
 		if (j != NULL) {
 			free(j->results);
 			free(j->replies);
@@ -560,16 +585,12 @@ smtpc_deliver(struct smtpc *e, const struct smtpc_job *job, smtpc_done_cb *cb,
 		e->jobs->prev = j;
 	e->jobs = j;
 
-	j->dest = e->closing ? NULL : dest_get(e, job, j->reason,
-					       sizeof j->reason);
+	j->dest = e->closing ? NULL
+			     : dest_get(e, job, j->reason, sizeof j->reason);
 	if (e->closing)
 		say(j->reason, sizeof j->reason, "shutting down");
 	if (j->dest == NULL) {
-		j->ev_later = evtimer_new(e->base, job_later_cb, j);
-		if (j->ev_later == NULL)
-			panic("smtpc: out of memory");
-		struct timeval now = { 0, 0 };
-		evtimer_add(j->ev_later, &now);
+		job_fail_later(j, SMTPC_TEMPFAIL, "4.3.0", j->reason);
 		return;
 	}
 	struct dest *d = j->dest;

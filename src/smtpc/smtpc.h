@@ -43,37 +43,38 @@ struct dns;
 struct smtpc;
 
 struct smtpc_job {
-	const struct envelope *env;	/* valid until the callback returns */
-	const char *content_path;	/* the stored message, queue/active/ID.msg */
-	const size_t *rcpts;		/* indexes into env->rcpts */
+	const struct envelope *env; /* valid until the callback returns */
+	const char *content_path; /* the stored message, queue/active/ID.msg */
+	const size_t *rcpts;	  /* indexes into env->rcpts */
 	size_t n_rcpts;
-	const char *domain;		/* the recipients' domain (all the same route) */
-	const char *connector;		/* connector name, or NULL: MX of domain */
+	const char *domain;    /* the recipients' domain (all the same route) */
+	const char *connector; /* connector name, or NULL: MX of domain */
 };
 
 enum smtpc_status {
-	SMTPC_DELIVERED,	/* the next hop took responsibility (250) */
-	SMTPC_TEMPFAIL,		/* retry later */
-	SMTPC_PERMFAIL,		/* bounce */
+	SMTPC_DELIVERED, /* the next hop took responsibility (250) */
+	SMTPC_TEMPFAIL,	 /* retry later */
+	SMTPC_PERMFAIL,	 /* bounce */
 };
 
 struct smtpc_rcpt_result {
 	enum smtpc_status status;
-	int code;		/* SMTP reply code, or 0 for a local reason */
-	char enhanced[16];	/* "5.1.1" or "" */
-	const char *reply;	/* remote reply text (one line, escaped) or local reason */
+	int code;	   /* SMTP reply code, or 0 for a local reason */
+	char enhanced[16]; /* "5.1.1" or "" */
+	const char *reply; /* remote reply text (one line, escaped) or local
+			      reason */
 };
 
 struct smtpc_result {
-	const struct smtpc_rcpt_result *rcpts;	/* parallel to job->rcpts */
-	const char *host;		/* last next hop talked to, or NULL */
-	const char *addr;		/* "192.0.2.1:25", or NULL */
-	const char *tls_version;	/* NULL: no TLS */
+	const struct smtpc_rcpt_result *rcpts; /* parallel to job->rcpts */
+	const char *host;	 /* last next hop talked to, or NULL */
+	const char *addr;	 /* "192.0.2.1:25", or NULL */
+	const char *tls_version; /* NULL: no TLS */
 	const char *tls_cipher;
-	const char *tls_peer;		/* peer certificate subject, or NULL */
+	const char *tls_peer; /* peer certificate subject, or NULL */
 	bool tls_verified;
-	const char *client_cert;	/* subject + SANs we presented, or NULL */
-	bool peer_dsn;			/* the peer offered DSN (NOTIFY passed on) */
+	const char *client_cert; /* subject + SANs we presented, or NULL */
+	bool peer_dsn;		 /* the peer offered DSN (NOTIFY passed on) */
 	/* Under tls = may, why the mail went in clear text although TLS was
 	 * tried or is known to fail with this host ("TLS handshake with
 	 * 192.0.2.1:25 failed (...); sent in clear text"), or NULL. */
@@ -89,7 +90,7 @@ struct smtpc *smtpc_new(struct event_base *base, const struct conf *conf,
 void smtpc_set_conf(struct smtpc *smtpc, const struct conf *conf);
 void smtpc_deliver(struct smtpc *smtpc, const struct smtpc_job *job,
 		   smtpc_done_cb *cb, void *arg);
-size_t smtpc_sessions(const struct smtpc *smtpc);	/* connections open */
+size_t smtpc_sessions(const struct smtpc *smtpc); /* connections open */
 void smtpc_free(struct smtpc *smtpc);
 
 #endif

@@ -213,8 +213,8 @@ tls_log_errors(const char *w, char *b, size_t l)
 	return NULL;
 }
 int
-cert_store_find(const char *s, char *c, size_t cl, char *k, size_t kl,
-		char *e, size_t el)
+cert_store_find(const char *s, char *c, size_t cl, char *k, size_t kl, char *e,
+		size_t el)
 {
 	(void)s, (void)c, (void)cl, (void)k, (void)kl, (void)e, (void)el;
 	UNUSED_SEAM("cert_store_find");
@@ -260,20 +260,25 @@ struct body_case {
 };
 
 static const struct body_case body_cases[] = {
-	{ "empty", "", ".\r\n", 0 },
-	{ "one line", "a\r\n", "a\r\n.\r\n", 0 },
-	{ "no final CRLF", "a", "a\r\n.\r\n", 0 },
-	{ "leading dots", ".x\r\n..\r\n.\r\n", "..x\r\n...\r\n..\r\n.\r\n", 0 },
-	{ "dot inside a line", "a.b\r\n. \r\n", "a.b\r\n.. \r\n.\r\n", 0 },
-	{ "bare LF", "a\nb\r\n", "a\r\nb\r\n.\r\n", 1 },
-	{ "bare CR", "a\rb\r\n", "a\r\nb\r\n.\r\n", 1 },
-	{ "smuggling LF.CRLF", "a\n.\r\nMAIL\r\n",
-	  "a\r\n..\r\nMAIL\r\n.\r\n", 1 },
-	{ "CR at the end", "a\r", "a\r\n.\r\n", 1 },
-	{ "CRCRLF", "a\r\r\n", "a\r\n\r\n.\r\n", 1 },
-	{ "dot after bare CR", "x\r.y\r\n", "x\r\n..y\r\n.\r\n", 1 },
-	{ "blank lines", "\r\n\r\n", "\r\n\r\n.\r\n", 0 },
-	{ "8-bit kept", "Gr\xc3\xbc\xc3\x9f" "e\r\n", "Gr\xc3\xbc\xc3\x9f" "e\r\n.\r\n", 0 },
+	{"empty", "", ".\r\n", 0},
+	{"one line", "a\r\n", "a\r\n.\r\n", 0},
+	{"no final CRLF", "a", "a\r\n.\r\n", 0},
+	{"leading dots", ".x\r\n..\r\n.\r\n", "..x\r\n...\r\n..\r\n.\r\n", 0},
+	{"dot inside a line", "a.b\r\n. \r\n", "a.b\r\n.. \r\n.\r\n", 0},
+	{"bare LF", "a\nb\r\n", "a\r\nb\r\n.\r\n", 1},
+	{"bare CR", "a\rb\r\n", "a\r\nb\r\n.\r\n", 1},
+	{"smuggling LF.CRLF", "a\n.\r\nMAIL\r\n", "a\r\n..\r\nMAIL\r\n.\r\n",
+	 1},
+	{"CR at the end", "a\r", "a\r\n.\r\n", 1},
+	{"CRCRLF", "a\r\r\n", "a\r\n\r\n.\r\n", 1},
+	{"dot after bare CR", "x\r.y\r\n", "x\r\n..y\r\n.\r\n", 1},
+	{"blank lines", "\r\n\r\n", "\r\n\r\n.\r\n", 0},
+	{"8-bit kept",
+	 "Gr\xc3\xbc\xc3\x9f"
+	 "e\r\n",
+	 "Gr\xc3\xbc\xc3\x9f"
+	 "e\r\n.\r\n",
+	 0},
 };
 
 /* Encode in, cut into pieces of step bytes (0: whole). */
@@ -308,8 +313,8 @@ test_body_table(void **state)
 			uint8_t out[SMTPC_BODY_OUT_MAX(64)];
 			unsigned bare;
 			size_t n = body_run(t->in, step, out, &bare);
-			if (n != strlen(t->want) || memcmp(out, t->want, n) != 0 ||
-			    bare != t->bare) {
+			if (n != strlen(t->want) ||
+			    memcmp(out, t->want, n) != 0 || bare != t->bare) {
 				print_error("%s (pieces of %zu): got \"%.*s\" "
 					    "bare=%u, want \"%s\" bare=%u\n",
 					    t->name, step, (int)n, out, bare,
@@ -362,27 +367,70 @@ struct plan_case {
 };
 
 static const struct plan_case plan_cases[] = {
-	{ "smart hosts with ports", true, false, true,
-	  { "mail.example.net", "192.0.2.1", "relay.example.net" },
-	  { 0, 2525, 0 }, 587, "example.net", "connector:out",
-	  "mail.example.net:587,192.0.2.1:2525,relay.example.net:587", false,
-	  CONF_CONNECTOR_TLS_VERIFY },
-	{ "default port 25", true, false, true, { "mail.example.net" },
-	  { 0 }, 0, "example.net", "connector:out", "mail.example.net:25",
-	  false, CONF_CONNECTOR_TLS_VERIFY },
-	{ "not a source: via bridgeheads, tls may", true, false, false,
-	  { "mail.example.net" }, { 0 }, 587, "example.net", "via:out",
-	  "bh2.example.com:25,bh3.example.com:25", false,
-	  CONF_CONNECTOR_TLS_MAY },
-	{ "connector with dns = yes", true, true, true, { NULL }, { 0 }, 0,
-	  "example.net", "connector:out/mx:example.net", "", true,
-	  CONF_CONNECTOR_TLS_VERIFY },
-	{ "no connector: MX, tls may", false, false, true, { NULL }, { 0 }, 0,
-	  "example.org", "mx:example.org", "", true, CONF_CONNECTOR_TLS_MAY },
+	{"smart hosts with ports",
+	 true,
+	 false,
+	 true,
+	 {"mail.example.net", "192.0.2.1", "relay.example.net"},
+	 {0, 2525, 0},
+	 587,
+	 "example.net",
+	 "connector:out",
+	 "mail.example.net:587,192.0.2.1:2525,relay.example.net:587",
+	 false,
+	 CONF_CONNECTOR_TLS_VERIFY},
+	{"default port 25",
+	 true,
+	 false,
+	 true,
+	 {"mail.example.net"},
+	 {0},
+	 0,
+	 "example.net",
+	 "connector:out",
+	 "mail.example.net:25",
+	 false,
+	 CONF_CONNECTOR_TLS_VERIFY},
+	{"not a source: via bridgeheads, tls may",
+	 true,
+	 false,
+	 false,
+	 {"mail.example.net"},
+	 {0},
+	 587,
+	 "example.net",
+	 "via:out",
+	 "bh2.example.com:25,bh3.example.com:25",
+	 false,
+	 CONF_CONNECTOR_TLS_MAY},
+	{"connector with dns = yes",
+	 true,
+	 true,
+	 true,
+	 {NULL},
+	 {0},
+	 0,
+	 "example.net",
+	 "connector:out/mx:example.net",
+	 "",
+	 true,
+	 CONF_CONNECTOR_TLS_VERIFY},
+	{"no connector: MX, tls may",
+	 false,
+	 false,
+	 true,
+	 {NULL},
+	 {0},
+	 0,
+	 "example.org",
+	 "mx:example.org",
+	 "",
+	 true,
+	 CONF_CONNECTOR_TLS_MAY},
 };
 
-static char *bridgeheads[] = { "bh2.example.com", "bh3.example.com" };
-static char *matches[] = { "mx.example.net" };
+static char *bridgeheads[] = {"bh2.example.com", "bh3.example.com"};
+static char *matches[] = {"mx.example.net"};
 
 static void
 test_plan_table(void **state)
@@ -424,20 +472,20 @@ test_plan_table(void **state)
 		char names[300] = "";
 		size_t off = 0;
 		for (size_t k = 0; k < p.n_names; k++)
-			off += (size_t)snprintf(names + off, sizeof names - off,
-						"%s%s:%u", k ? "," : "",
-						p.names[k].host,
-						p.names[k].port);
+			off += (size_t)snprintf(
+				names + off, sizeof names - off, "%s%s:%u",
+				k ? "," : "", p.names[k].host, p.names[k].port);
 		if (strcmp(p.key, t->want_key) != 0 ||
 		    strcmp(names, t->want_names) != 0 || p.mx != t->want_mx ||
 		    p.policy.tls != t->want_tls ||
 		    strcmp(p.policy.helo, "bh1.example.com") != 0 ||
 		    p.max_conns != (t->have_connector ? 7u : 20u)) {
-			print_error("%s: got key=%s names=%s mx=%d tls=%d "
-				    "max=%u; want key=%s names=%s mx=%d tls=%d\n",
-				    t->name, p.key, names, p.mx, p.policy.tls,
-				    p.max_conns, t->want_key, t->want_names,
-				    t->want_mx, t->want_tls);
+			print_error(
+				"%s: got key=%s names=%s mx=%d tls=%d "
+				"max=%u; want key=%s names=%s mx=%d tls=%d\n",
+				t->name, p.key, names, p.mx, p.policy.tls,
+				p.max_conns, t->want_key, t->want_names,
+				t->want_mx, t->want_tls);
 			failed++;
 		}
 		smtpc_plan_clear(&p);
@@ -475,7 +523,7 @@ on_resume(void *arg)
 static struct dns_addr
 v4(const char *ip)
 {
-	struct dns_addr a = { .salen = sizeof(struct sockaddr_in) };
+	struct dns_addr a = {.salen = sizeof(struct sockaddr_in)};
 	struct sockaddr_in *s = (struct sockaddr_in *)&a.sa;
 	s->sin_family = AF_INET;
 	inet_pton(AF_INET, ip, &s->sin_addr);
@@ -488,11 +536,11 @@ static void
 test_walk_smart_hosts(void **state)
 {
 	(void)state;
-	struct smtpc_plan p = { .key = "connector:out" };
+	struct smtpc_plan p = {.key = "connector:out"};
 	struct smtpc_plan_name names[] = {
-		{ "192.0.2.1", 2525 },
-		{ "mail.example.net", 25 },
-		{ "down.example.net", 25 },
+		{"192.0.2.1", 2525},
+		{"mail.example.net", 25},
+		{"down.example.net", 25},
 	};
 	p.names = names;
 	p.n_names = 3;
@@ -504,10 +552,10 @@ test_walk_smart_hosts(void **state)
 	assert_string_equal(hop.addr, "192.0.2.1:2525");
 	assert_int_equal(smtpc_walk_next(w, &hop), SMTPC_WALK_PENDING);
 	assert_string_equal(fake_asked, "host mail.example.net");
-	struct dns_addr addrs[] = { v4("198.51.100.1"), v4("198.51.100.2") };
-	struct dns_host h = { .name = "mail.example.net", .addrs = addrs,
-			      .n_addrs = 2 };
-	struct dns_result ok = { .status = DNS_OK, .hosts = &h, .n_hosts = 1 };
+	struct dns_addr addrs[] = {v4("198.51.100.1"), v4("198.51.100.2")};
+	struct dns_host h = {
+		.name = "mail.example.net", .addrs = addrs, .n_addrs = 2};
+	struct dns_result ok = {.status = DNS_OK, .hosts = &h, .n_hosts = 1};
 	resumed = 0;
 	fake_cb(fake_arg, &ok);
 	assert_int_equal(resumed, 1);
@@ -519,8 +567,8 @@ test_walk_smart_hosts(void **state)
 	smtpc_walk_set_reason(w, "connect: Connection refused");
 	assert_int_equal(smtpc_walk_next(w, &hop), SMTPC_WALK_PENDING);
 	assert_string_equal(fake_asked, "host down.example.net");
-	struct dns_result nx = { .status = DNS_NXDOMAIN,
-				 .reason = "down.example.net: no such domain" };
+	struct dns_result nx = {.status = DNS_NXDOMAIN,
+				.reason = "down.example.net: no such domain"};
 	fake_cb(fake_arg, &nx);
 	assert_int_equal(smtpc_walk_next(w, &hop), SMTPC_WALK_END);
 	const char *enh, *why;
@@ -538,10 +586,10 @@ struct mx_case {
 };
 
 static const struct mx_case mx_cases[] = {
-	{ "NXDOMAIN", DNS_NXDOMAIN, SMTPC_PERMFAIL, "5.1.2" },
-	{ "NODATA", DNS_NODATA, SMTPC_PERMFAIL, "5.1.2" },
-	{ "null MX", DNS_NULLMX, SMTPC_PERMFAIL, "5.1.10" },
-	{ "SERVFAIL", DNS_TEMPFAIL, SMTPC_TEMPFAIL, "4.4.3" },
+	{"NXDOMAIN", DNS_NXDOMAIN, SMTPC_PERMFAIL, "5.1.2"},
+	{"NODATA", DNS_NODATA, SMTPC_PERMFAIL, "5.1.2"},
+	{"null MX", DNS_NULLMX, SMTPC_PERMFAIL, "5.1.10"},
+	{"SERVFAIL", DNS_TEMPFAIL, SMTPC_TEMPFAIL, "4.4.3"},
 };
 
 static void
@@ -552,13 +600,13 @@ test_walk_mx_failures(void **state)
 
 	for (size_t i = 0; i < sizeof mx_cases / sizeof mx_cases[0]; i++) {
 		const struct mx_case *t = &mx_cases[i];
-		struct smtpc_plan p = { .mx = true, .domain = "example.org" };
-		struct smtpc_walk *w = smtpc_walk_new(
-			(struct dns *)&fake_query, &p, on_resume, NULL);
+		struct smtpc_plan p = {.mx = true, .domain = "example.org"};
+		struct smtpc_walk *w = smtpc_walk_new((struct dns *)&fake_query,
+						      &p, on_resume, NULL);
 		struct smtpc_hop hop;
 		assert_int_equal(smtpc_walk_next(w, &hop), SMTPC_WALK_PENDING);
 		assert_string_equal(fake_asked, "mx example.org");
-		struct dns_result r = { .status = t->status, .reason = t->name };
+		struct dns_result r = {.status = t->status, .reason = t->name};
 		fake_cb(fake_arg, &r);
 		const char *enh, *why;
 		enum smtpc_walk_status st = smtpc_walk_next(w, &hop);
@@ -581,22 +629,25 @@ static void
 test_walk_mx_and_literal(void **state)
 {
 	(void)state;
-	struct smtpc_plan p = { .mx = true, .domain = "example.org" };
+	struct smtpc_plan p = {.mx = true, .domain = "example.org"};
 	struct smtpc_walk *w =
 		smtpc_walk_new((struct dns *)&fake_query, &p, on_resume, NULL);
 	struct smtpc_hop hop;
 
 	assert_int_equal(smtpc_walk_next(w, &hop), SMTPC_WALK_PENDING);
-	struct dns_addr a1[] = { v4("203.0.113.1") };
-	struct dns_addr a2[] = { v4("203.0.113.2") };
+	struct dns_addr a1[] = {v4("203.0.113.1")};
+	struct dns_addr a2[] = {v4("203.0.113.2")};
 	struct dns_host hosts[] = {
-		{ .name = "mx1.example.org", .preference = 10, .addrs = a1,
-		  .n_addrs = 1 },
-		{ .name = "mx2.example.org", .preference = 20, .addrs = a2,
-		  .n_addrs = 1 },
+		{.name = "mx1.example.org",
+		 .preference = 10,
+		 .addrs = a1,
+		 .n_addrs = 1},
+		{.name = "mx2.example.org",
+		 .preference = 20,
+		 .addrs = a2,
+		 .n_addrs = 1},
 	};
-	struct dns_result ok = { .status = DNS_OK, .hosts = hosts,
-				 .n_hosts = 2 };
+	struct dns_result ok = {.status = DNS_OK, .hosts = hosts, .n_hosts = 2};
 	fake_cb(fake_arg, &ok);
 	assert_int_equal(smtpc_walk_next(w, &hop), SMTPC_WALK_HOP);
 	assert_string_equal(hop.name, "mx1.example.org");
@@ -606,7 +657,7 @@ test_walk_mx_and_literal(void **state)
 	assert_int_equal(smtpc_walk_next(w, &hop), SMTPC_WALK_END);
 	smtpc_walk_free(w);
 
-	struct smtpc_plan lit = { .mx = true, .domain = "[IPv6:2001:db8::5]" };
+	struct smtpc_plan lit = {.mx = true, .domain = "[IPv6:2001:db8::5]"};
 	fake_asked[0] = '\0';
 	w = smtpc_walk_new(NULL, &lit, on_resume, NULL);
 	assert_int_equal(smtpc_walk_next(w, &hop), SMTPC_WALK_HOP);
@@ -621,8 +672,8 @@ static void
 test_walk_free_cancels(void **state)
 {
 	(void)state;
-	struct smtpc_plan_name names[] = { { "mail.example.net", 25 } };
-	struct smtpc_plan p = { .names = names, .n_names = 1 };
+	struct smtpc_plan_name names[] = {{"mail.example.net", 25}};
+	struct smtpc_plan p = {.names = names, .n_names = 1};
 	struct smtpc_walk *w =
 		smtpc_walk_new((struct dns *)&fake_query, &p, on_resume, NULL);
 	struct smtpc_hop hop;

@@ -140,16 +140,16 @@ tls_describe_cert(const char *cert_file)
 	size_t off = 0;
 	X509_NAME_oneline(X509_get_subject_name(x), buf, sizeof buf);
 	off = strlen(buf);
-	GENERAL_NAMES *sans = X509_get_ext_d2i(x, NID_subject_alt_name, NULL,
-					       NULL);
+	GENERAL_NAMES *sans =
+		X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
 	const char *sep = "; SAN=";
 	for (int i = 0; sans != NULL && i < sk_GENERAL_NAME_num(sans); i++) {
 		const GENERAL_NAME *gn = sk_GENERAL_NAME_value(sans, i);
 		if (gn->type != GEN_DNS)
 			continue;
 		const unsigned char *s = ASN1_STRING_get0_data(gn->d.dNSName);
-		int n = snprintf(buf + off, sizeof buf - off, "%sDNS:%.*s",
-				 sep, ASN1_STRING_length(gn->d.dNSName),
+		int n = snprintf(buf + off, sizeof buf - off, "%sDNS:%.*s", sep,
+				 ASN1_STRING_length(gn->d.dNSName),
 				 (const char *)s);
 		if (n < 0 || (size_t)n >= sizeof buf - off)
 			break; /* the description is cut, not wrong */
@@ -170,8 +170,8 @@ tls_build_ctx(struct smtpc_tls *t, struct tls_ctx_entry *e, char *err,
 	e->ctx = tls_client_ctx_new(err, errlen);
 	if (e->ctx == NULL)
 		return -1;
-	SSL_CTX_set_session_cache_mode(e->ctx, SSL_SESS_CACHE_CLIENT |
-						       SSL_SESS_CACHE_NO_INTERNAL);
+	SSL_CTX_set_session_cache_mode(
+		e->ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
 	if (e->ca_file != NULL) {
 		X509_STORE *store = X509_STORE_new();
 		if (store == NULL) {
@@ -181,10 +181,10 @@ tls_build_ctx(struct smtpc_tls *t, struct tls_ctx_entry *e, char *err,
 		SSL_CTX_set_cert_store(e->ctx, store);
 		ERR_clear_error();
 		if (X509_STORE_load_file(store, e->ca_file) != 1) {
-			snprintf(err, errlen,
-				 "cannot load tls_ca_file %s: %s", e->ca_file,
-				 tls_log_errors("tls_ca_file", why,
-						sizeof why));
+			snprintf(
+				err, errlen, "cannot load tls_ca_file %s: %s",
+				e->ca_file,
+				tls_log_errors("tls_ca_file", why, sizeof why));
 			return -1;
 		}
 	}
@@ -226,7 +226,7 @@ smtpc_tls_ctx(struct smtpc_tls *t, const char *ca_file, bool client_cert,
 		tls_drop_sessions(t);
 		tls_drop_ctxs(t);
 	}
-	struct tls_ctx_entry e = { .client_cert = client_cert };
+	struct tls_ctx_entry e = {.client_cert = client_cert};
 	if (ca_file != NULL && (e.ca_file = strdup(ca_file)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -246,7 +246,8 @@ static bool
 tls_is_ip(const char *s)
 {
 	struct in6_addr a;
-	return inet_pton(AF_INET, s, &a) == 1 || inet_pton(AF_INET6, s, &a) == 1;
+	return inet_pton(AF_INET, s, &a) == 1 ||
+	       inet_pton(AF_INET6, s, &a) == 1;
 }
 
 int

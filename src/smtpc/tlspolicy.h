@@ -58,8 +58,7 @@ void smtpc_tls_peer(SSL *ssl, char *out, size_t len);
 void smtpc_tls_remember_failure(struct smtpc_tls *t, const char *addr);
 bool smtpc_tls_failed_recently(struct smtpc_tls *t, const char *addr);
 
-void smtpc_tls_session_save(struct smtpc_tls *t, const char *addr,
-			    SSL *ssl);
+void smtpc_tls_session_save(struct smtpc_tls *t, const char *addr, SSL *ssl);
 void smtpc_tls_session_use(struct smtpc_tls *t, const char *addr, SSL *ssl);
 
 #endif
