@@ -15,12 +15,26 @@ smart host (python3-aiosmtpd on 127.0.0.1, no TLS), through connectors.
     multipart/report naming the refused recipient with status 5.1.1.
   - C29 A: the null sender and a 550: no DSN at all, the queue empty,
     tracking `bounced` with "no notice, null sender".
+  - C18 (2): NOTIFY=SUCCESS toward a smart host without DSN: a notice
+    with Action: relayed, the original envelope id and recipient, none for
+    the NOTIFY=NEVER recipient.
+  - C29 B and C: the notice itself refused → dropped, no third notice,
+    the queue empty; a Return-Path: <> header does not change where the
+    notice goes.
+  - SIGHUP: a connector changed in the file takes effect ("reload ok
+    connectors=N"); a broken file is logged and the running one stays.
+  - a second server on the same state_dir exits 1; SIGTERM while a
+    delivery hangs still exits 0 within seconds, the message deferred.
   - expiry: queue_lifetime = 2s and a next hop that refuses connections: the
     recipient expires (tracking `expired`) and a DSN with status 4.4.7
     reaches the sender through the other connector.
 """
 
 import email
+import os
+import signal
+import socket
+import subprocess
 import threading
 import time
 
@@ -45,7 +59,15 @@ class SmartHost:
         self.port = port
         self.lock = threading.Lock()
         self.transactions = []  # (mail_from, [rcpts], content bytes)
+        self.mails = []  # every MAIL FROM address, accepted or not
         self.controller = None
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        with self.lock:
+            self.mails.append(address)
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 Ok"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.startswith("gone"):
@@ -268,3 +290,108 @@ def test_expiry_dsn_447(server, smarthost):
     assert "Status: 4.4.7" in text
     assert "Final-Recipient: rfc822; late@example.net" in text
     assert "Action: failed" in text
+
+
+def rcpt_dialog(srv, sender, rcpts, params="", content=b"Subject: dsn\r\n\r\nbody\r\n"):
+    """A transaction with RCPT parameters: rcpts is [(address, params)]."""
+    c = srv.client()
+    c.ehlo()
+    c.expect(f"MAIL FROM:<{sender}>{' ' + params if params else ''}", 250)
+    for addr, p in rcpts:
+        c.expect(f"RCPT TO:<{addr}>{' ' + p if p else ''}", 250)
+    c.expect("DATA", 354)
+    c.send(bhtest.data_block(content))
+    qid = bhtest.queue_id(c.reply(timeout=60))
+    c.quit()
+    return qid
+
+
+def test_c18_relayed_notice(server, smarthost):
+    sh = smarthost()  # aiosmtpd offers no DSN
+    srv = server(cert=False, extra_conf=connector_conf(sh.port))
+    rcpt_dialog(srv, SENDER, [
+        ("a@example.net", "NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a@example.net"),
+        ("b@example.net", "NOTIFY=NEVER"),
+        ("c@example.net", "ORCPT=rfc822;root"),
+    ], params="RET=HDRS ENVID=QQ314159")
+    sh.wait(2)
+    wait_queue_empty(srv)
+    time.sleep(0.5)
+    got = sh.got()
+    assert len(got) == 2, [(f, r) for f, r, _ in got]
+    dsn = [t for t in got if t[0] in ("", "<>")]
+    assert len(dsn) == 1 and dsn[0][1] == [SENDER], got
+    text = dsn[0][2].decode()
+    report = text.split("message/delivery-status")[1]
+    assert "Original-Envelope-Id: QQ314159" in report
+    assert "Original-Recipient: rfc822;a@example.net" in report
+    assert "Final-Recipient: rfc822; a@example.net" in report
+    assert "Action: relayed" in report
+    assert "b@example.net" not in report and "c@example.net" not in report
+    assert "Content-Type: text/rfc822-headers" in text  # RET=HDRS
+
+
+def test_c29_notice_refused_is_dropped(server, smarthost):
+    sh = smarthost()
+    srv = server(cert=False, extra_conf=connector_conf(sh.port))
+    sender = "gone-sender@example.org"  # the smart host refuses it too
+    qid = rcpt_dialog(srv, sender, [("gone@example.net", "")],
+                      content=b"Return-Path: <>\r\nSubject: c29\r\n\r\nbody\r\n")
+    srv.tracking_event(qid, "bounced")
+    bhtest.wait_until(lambda: len(sh.mails) >= 2 or None, 20, what="two transactions")
+    wait_queue_empty(srv)
+    time.sleep(1.5)
+    # C: the notice went to the envelope sender despite Return-Path: <>.
+    assert sh.mails == [sender, "<>"], sh.mails
+    assert sh.got() == []
+    notice = [e for e in srv.tracking() if e["event"] == "bounced" and e["id"] != qid]
+    assert len(notice) == 1 and notice[0]["rcpt"] == [sender], notice
+    assert "no notice, null sender" in notice[0]["reply"], notice
+    assert srv.queue_ids() == []
+
+
+def test_sighup_reload(server, smarthost):
+    sh = smarthost()
+    dead = bhtest.free_port()
+    srv = server(cert=False, extra_conf=connector_conf(dead, retry="1h"))
+    qid = send(srv)
+    srv.tracking_event(qid, "deferred")
+    conf = srv.conf_path.read_text()
+    srv.conf_path.write_text(conf + "\n[nonsense]\n")
+    os.kill(srv.pid, signal.SIGHUP)
+    bhtest.wait_until(lambda: "reload failed" in srv.stderr() or None, 10,
+                      what="reload failed in the log")
+    srv.conf_path.write_text(conf.replace(f"[127.0.0.1]:{dead}", f"[127.0.0.1]:{sh.port}"))
+    os.kill(srv.pid, signal.SIGHUP)
+    bhtest.wait_until(lambda: "reload ok connectors=1" in srv.stderr() or None, 10,
+                      what="reload ok in the log")
+    srv.cli("queue", "flush", qid)
+    sh.wait(1)
+    wait_queue_empty(srv)
+
+
+def test_second_server_refused(server):
+    srv = server(cert=False, extra_conf=connector_conf(bhtest.free_port()))
+    p = subprocess.run([srv.binary, "serve", "-c", str(srv.conf_path), "--foreground"],
+                       capture_output=True, timeout=30)
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    assert str(srv.pid).encode() in p.stderr or b"running" in p.stderr, p.stderr
+    assert srv.running()
+
+
+def test_sigterm_during_delivery(server):
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    try:
+        srv = server(cert=False, extra_conf=connector_conf(silent.getsockname()[1]))
+        qid = send(srv)
+        conn, _ = silent.accept()  # the delivery is under way, unanswered
+        t0 = time.monotonic()
+        assert srv.stop() == 0
+        assert time.monotonic() - t0 < 15
+        conn.close()
+    finally:
+        silent.close()
+    env = srv.queue_show(qid)
+    assert env["attempts"] and env["recipients"][0]["state"] == "pending", env
