@@ -32,11 +32,11 @@ pytest_plugins = ["fakehost"]
 NO_PIPELINING = ("SIZE 10485760", "8BITMIME", "ENHANCEDSTATUSCODES")
 
 RUNS = {
-    "A": (dict(greeting=b"421 4.3.2 too busy\r\n"), r"^421 4\.3\.2 too busy"),
-    "B": (dict(rcpt_reply=b"421 4.7.0 try again later\r\n"), r"^421 4\.7\.0 try again later"),
-    "C": (dict(dot_reply=b"421 4.4.2 timeout\r\n"), r"^421 4\.4\.2 timeout"),
+    "A": (dict(greeting=b"421 4.3.2 too busy\r\n"), r"(?:^|\s)421 4\.3\.2 too busy"),
+    "B": (dict(rcpt_reply=b"421 4.7.0 try again later\r\n"), r"(?:^|\s)421 4\.7\.0 try again later"),
+    "C": (dict(dot_reply=b"421 4.4.2 timeout\r\n"), r"(?:^|\s)421 4\.4\.2 timeout"),
     "D": (dict(dot_reply=F.CLOSE), r"(?i)connection|lost|closed|eof|reset"),
-    "E": (dict(mail_reply=b"421 4.3.0 not now\r\n", keep_open_after_421=True), r"^421 4\.3\.0 not now"),
+    "E": (dict(mail_reply=b"421 4.3.0 not now\r\n", keep_open_after_421=True), r"(?:^|\s)421 4\.3\.0 not now"),
 }
 
 
