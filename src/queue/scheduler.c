@@ -15,7 +15,8 @@
  *             is being committed)
  *   HELD      held: never tried until released (not yet by any command)
  *
- * The index keeps only the id, the due time and a timer; the envelope is
+ * The index (a list for order and a hash table by id) keeps only the
+ * id, the due time and a timer; the envelope is
  * read from the spool when an attempt starts and dropped when it ends, so
  * a large queue costs little memory, and a message deleted from the
  * command line is noticed (ENOENT) instead of being resurrected.
@@ -31,6 +32,7 @@
 #include "queue/scheduler.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +83,7 @@ struct sched_job {
 struct sched_msg {
 	TAILQ_ENTRY(sched_msg) all;
 	TAILQ_ENTRY(sched_msg) ready;
+	struct sched_msg *hnext; /* next in its hash bucket */
 	struct scheduler *s;
 	char id[ENVELOPE_ID_MAX + 1];
 	time_t due;
@@ -109,6 +112,8 @@ struct scheduler {
 	struct scheduler_ops ops;
 	struct msg_list all;
 	struct msg_list ready;
+	struct sched_msg **buckets; /* by id: n_buckets, a power of two */
+	size_t n_buckets;
 	size_t n_msgs;
 	size_t in_flight;
 	bool stopping;
@@ -176,6 +181,56 @@ reply_text(const struct smtpc_rcpt_result *r, char *buf, size_t len)
 
 /* ------------------------------------------------------------ index */
 
+/* FNV-1a: ids are random enough; this only spreads them. */
+static size_t
+id_hash(const char *id)
+{
+	uint32_t h = 2166136261u;
+	for (; *id != '\0'; id++)
+		h = (h ^ (unsigned char)*id) * 16777619u;
+	return h;
+}
+
+static struct sched_msg **
+bucket_of(struct scheduler *s, const char *id)
+{
+	return &s->buckets[id_hash(id) & (s->n_buckets - 1)];
+}
+
+/* Keep about one message per bucket: a large queue loads in linear time. */
+static int
+index_grow(struct scheduler *s)
+{
+	size_t n = s->n_buckets ? s->n_buckets * 2 : 256;
+	struct sched_msg **b = calloc(n, sizeof *b);
+	struct sched_msg *m;
+
+	if (b == NULL)
+		return -1;
+	free(s->buckets);
+	s->buckets = b;
+	s->n_buckets = n;
+	TAILQ_FOREACH(m, &s->all, all)
+	{
+		struct sched_msg **slot = bucket_of(s, m->id);
+		m->hnext = *slot;
+		*slot = m;
+	}
+	return 0;
+}
+
+static void
+index_remove(struct scheduler *s, struct sched_msg *m)
+{
+	for (struct sched_msg **p = bucket_of(s, m->id); *p != NULL;
+	     p = &(*p)->hnext) {
+		if (*p == m) {
+			*p = m->hnext;
+			return;
+		}
+	}
+}
+
 static void
 sched_arm(struct sched_msg *m, time_t due)
 {
@@ -195,6 +250,7 @@ sched_drop(struct sched_msg *m)
 
 	if (m->state == MSG_READY)
 		TAILQ_REMOVE(&s->ready, m, ready);
+	index_remove(s, m);
 	TAILQ_REMOVE(&s->all, m, all);
 	s->n_msgs--;
 	event_free(m->timer);
@@ -241,11 +297,11 @@ sched_on_pump(evutil_socket_t fd, short what, void *arg)
 static struct sched_msg *
 sched_find(struct scheduler *s, const char *id)
 {
-	struct sched_msg *m;
-
-	TAILQ_FOREACH(m, &s->all, all)
-	if (strcmp(m->id, id) == 0)
-		return m;
+	if (s->n_buckets == 0)
+		return NULL;
+	for (struct sched_msg *m = *bucket_of(s, id); m != NULL; m = m->hnext)
+		if (strcmp(m->id, id) == 0)
+			return m;
 	return NULL;
 }
 
@@ -255,6 +311,8 @@ sched_add(struct scheduler *s, const char *id, time_t due, bool held)
 {
 	if (sched_find(s, id) != NULL)
 		return 0;
+	if (s->n_msgs >= s->n_buckets && index_grow(s) < 0)
+		return -1;
 	struct sched_msg *m = calloc(1, sizeof *m);
 	if (m == NULL)
 		return -1;
@@ -267,6 +325,9 @@ sched_add(struct scheduler *s, const char *id, time_t due, bool held)
 		return -1;
 	}
 	TAILQ_INSERT_TAIL(&s->all, m, all);
+	struct sched_msg **slot = bucket_of(s, m->id);
+	m->hnext = *slot;
+	*slot = m;
 	s->n_msgs++;
 	if (held)
 		m->state = MSG_HELD;
@@ -869,23 +930,33 @@ scheduler_set_conf(struct scheduler *s, const struct conf *conf)
 	s->conf = conf;
 }
 
+static void
+flush_one(struct sched_msg *m)
+{
+	if (m->state == MSG_WAITING) {
+		evtimer_del(m->timer);
+		sched_arm(m, 0);
+	}
+	log_debug("%s: flush state=%s", m->id, msg_state_names[m->state]);
+}
+
 size_t
 scheduler_flush(struct scheduler *s, const char *id)
 {
 	struct sched_msg *m;
 	size_t n = 0;
 
+	if (id != NULL) {
+		m = sched_find(s, id);
+		if (m == NULL)
+			return 0;
+		flush_one(m);
+		return 1;
+	}
 	TAILQ_FOREACH(m, &s->all, all)
 	{
-		if (id != NULL && strcmp(m->id, id) != 0)
-			continue;
+		flush_one(m);
 		n++;
-		if (m->state == MSG_WAITING) {
-			evtimer_del(m->timer);
-			sched_arm(m, 0);
-		}
-		log_debug("%s: flush state=%s", m->id,
-			  msg_state_names[m->state]);
 	}
 	return n;
 }
@@ -927,5 +998,6 @@ scheduler_free(struct scheduler *s)
 		sched_drop(m);
 	}
 	event_free(s->pump);
+	free(s->buckets);
 	free(s);
 }

@@ -6,7 +6,8 @@
  * and attempts after the answers, removal when nothing is pending, a
  * notice (multipart/report from <>) for failures and expiry, none for a
  * null sender, a message deleted behind the scheduler's back dropped.
- * Also the domain of stored addresses with quoted local parts.
+ * Also the domain of stored addresses with quoted local parts, and the
+ * index by id through its growth.
  * Failures print got/want.
  */
 #include <dirent.h>
@@ -501,6 +502,35 @@ test_flush(void **state)
 	teardown((void **)&f);
 }
 
+/* The index by id across its growth; unknown ids are dropped at start. */
+static void
+test_index(void **state)
+{
+	struct fixture *f;
+	struct envelope env = {0};
+
+	(void)state;
+	assert_int_equal(setup((void **)&f), 0);
+	env.sender = "s@example.org";
+	for (int i = 0; i < 1000; i++) {
+		snprintf(env.id, sizeof env.id, "IndexTest%05d", i);
+		scheduler_queued(f->s, &env);
+	}
+	scheduler_queued(f->s, &env); /* the same id again: kept once */
+	if (scheduler_messages(f->s) != 1000)
+		fail_msg("messages: got %zu want 1000",
+			 scheduler_messages(f->s));
+	assert_int_equal(scheduler_flush(f->s, "IndexTest00500"), 1);
+	assert_int_equal(scheduler_flush(f->s, "IndexTest01000"), 0);
+	assert_int_equal(scheduler_flush(f->s, NULL), 1000);
+	run_loop(f, 300); /* none is in the spool: each is dropped */
+	if (scheduler_messages(f->s) != 0 || f->fake.n_jobs != 0)
+		fail_msg("after the attempts: messages %zu jobs %zu, want 0 0",
+			 scheduler_messages(f->s), f->fake.n_jobs);
+	assert_int_equal(scheduler_flush(f->s, "IndexTest00500"), 0);
+	teardown((void **)&f);
+}
+
 int
 main(void)
 {
@@ -509,6 +539,7 @@ main(void)
 		cmocka_unit_test(test_cases),
 		cmocka_unit_test(test_deleted),
 		cmocka_unit_test(test_flush),
+		cmocka_unit_test(test_index),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
