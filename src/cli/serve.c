@@ -54,6 +54,7 @@
  */
 #include "cli/cli.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -62,7 +63,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -86,7 +86,7 @@
 
 struct serve {
 	struct event_base *base;
-	struct conf *conf;	/* the current model */
+	struct conf *conf;	 /* the current model */
 	struct conf **old_confs; /* earlier models, kept until exit */
 	size_t n_old_confs;
 	struct spool *spool;
@@ -287,8 +287,8 @@ serve_reload_conf(struct serve *sv)
 			 err);
 		return -1;
 	}
-	struct conf **v = realloc(sv->old_confs,
-				  (sv->n_old_confs + 1) * sizeof *v);
+	struct conf **v =
+		realloc(sv->old_confs, (sv->n_old_confs + 1) * sizeof *v);
 	if (v == NULL) {
 		log_warn("reload failed, keeping the running configuration: "
 			 "out of memory");
@@ -588,8 +588,8 @@ serve_stop(struct serve *sv)
 	tracking_close();
 	if (sv->pid_written)
 		pidfile_remove(sv->conf->state_dir);
-	struct event *evs[] = {sv->ev_term,  sv->ev_int,   sv->ev_hup,
-			       sv->ev_usr1,  sv->ev_grace, sv->ev_wait};
+	struct event *evs[] = {sv->ev_term, sv->ev_int,	  sv->ev_hup,
+			       sv->ev_usr1, sv->ev_grace, sv->ev_wait};
 	for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
 		if (evs[i] != NULL)
 			event_free(evs[i]);

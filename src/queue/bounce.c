@@ -330,8 +330,7 @@ write_human(FILE *out, const struct bounce *b, const struct original *o)
 			"header section is attached.\r\n",
 			BOUNCE_FULL_MAX);
 	if (o->cut)
-		fprintf(out,
-			"\r\nIts header section was cut at %d bytes.\r\n",
+		fprintf(out, "\r\nIts header section was cut at %d bytes.\r\n",
 			BOUNCE_HEADERS_MAX);
 	fputs("\r\n", out);
 }
@@ -387,7 +386,8 @@ write_original(FILE *out, const struct original *o)
 {
 	if (o->headers_only)
 		fputs("Content-Type: text/rfc822-headers\r\n"
-		      "Content-Description: Undelivered Message Headers\r\n\r\n",
+		      "Content-Description: Undelivered Message "
+		      "Headers\r\n\r\n",
 		      out);
 	else
 		fputs("Content-Type: message/rfc822\r\n"
@@ -414,7 +414,8 @@ bounce_format(const struct bounce *b, const char *boundary, size_t *len)
 			char c = b->reporting_mta[i];
 			bool ok = (c >= 'a' && c <= 'z') ||
 				  (c >= 'A' && c <= 'Z') ||
-				  (c >= '0' && c <= '9') || c == '.' || c == '-';
+				  (c >= '0' && c <= '9') || c == '.' ||
+				  c == '-';
 			made[ml++] = ok ? c : '_';
 		}
 		made[ml] = '\0';

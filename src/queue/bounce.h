@@ -42,21 +42,21 @@ struct spool;
 
 enum bounce_outcome {
 	BOUNCE_FAILED,	/* Action: failed */
-	BOUNCE_RELAYED,	/* Action: relayed (next hop without DSN) */
+	BOUNCE_RELAYED, /* Action: relayed (next hop without DSN) */
 };
 
 struct bounce_rcpt {
-	size_t rcpt;		/* index into env->rcpts */
+	size_t rcpt; /* index into env->rcpts */
 	enum bounce_outcome outcome;
 	const char *status;	/* enhanced code "5.1.1"; NULL or "": default */
-	const char *remote_mta;	/* next hop name, or NULL */
-	const char *diagnostic;	/* "550 5.1.1 no such user", or NULL */
+	const char *remote_mta; /* next hop name, or NULL */
+	const char *diagnostic; /* "550 5.1.1 no such user", or NULL */
 };
 
 struct bounce {
-	const char *reporting_mta;	/* [server] name */
-	const struct envelope *env;	/* the original message */
-	const char *content_path;	/* its stored content */
+	const char *reporting_mta;  /* [server] name */
+	const struct envelope *env; /* the original message */
+	const char *content_path;   /* its stored content */
 	const struct bounce_rcpt *rcpts;
 	size_t n_rcpts;
 	time_t now;
@@ -73,8 +73,7 @@ bool bounce_wanted(const struct envelope *env, size_t rcpt,
 char *bounce_format(const struct bounce *b, const char *boundary, size_t *len);
 
 /* The notice's envelope (valid during the call); error 0 or an errno. */
-typedef void bounce_queued_cb(void *arg, const struct envelope *dsn,
-			      int error);
+typedef void bounce_queued_cb(void *arg, const struct envelope *dsn, int error);
 
 /*
  * 0: the commit is under way and cb runs later on the loop, exactly once.

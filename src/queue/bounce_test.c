@@ -100,7 +100,8 @@ static const struct fmt_case fmt_cases[] = {
 		.diag = "550 5.1.1 no such user",
 		.want = {"\r\nReporting-MTA: dns; bh1.example.com\r\n",
 			 "\r\nOriginal-Envelope-Id: QQ+314159\r\n",
-			 "\r\nArrival-Date: Thu, 03 Dec 2026 17:00:00 +0000\r\n",
+			 "\r\nArrival-Date: Thu, 03 Dec 2026 17:00:00 "
+			 "+0000\r\n",
 			 "\r\nOriginal-Recipient: rfc822;d+x@example.net\r\n",
 			 "\r\nFinal-Recipient: rfc822; gone@example.net\r\n",
 			 "\r\nAction: failed\r\n", "\r\nStatus: 5.1.1\r\n",
@@ -132,7 +133,9 @@ static const struct fmt_case fmt_cases[] = {
 		.status = "5.7.1\r\nX: y",
 		.diag = "550 bad\r\nX-Injected: yes\r\n--" BOUNDARY "--",
 		.want = {"\r\nStatus: 5.0.0\r\n",
-			 "Diagnostic-Code: smtp; 550 bad?" "?X-Injected: yes?" "?--"},
+			 "Diagnostic-Code: smtp; 550 bad?"
+			 "?X-Injected: yes?"
+			 "?--"},
 		.unwanted = {"\r\nX-Injected", "\r\nX: y"},
 		.third_type = "message/rfc822",
 	},
@@ -155,7 +158,8 @@ static const struct fmt_case fmt_cases[] = {
 		.outcome = BOUNCE_FAILED,
 		.status = "4.4.7",
 		.diag = "4.4.7 message expired",
-		.want = {"\r\nStatus: 4.4.7\r\n", "only its header section is attached.\r\n",
+		.want = {"\r\nStatus: 4.4.7\r\n",
+			 "only its header section is attached.\r\n",
 			 "\r\nSubject: big\r\n"},
 		.unwanted = {"XXXXXXXXXXXXXXXX"},
 		.third_type = "text/rfc822-headers",
@@ -268,8 +272,8 @@ test_format(void **state)
 		assert_int_equal(strlen(t), len);
 		check_crlf(c->name, t, len);
 		if (strstr(t, "Content-Type: multipart/report; "
-			      "report-type=delivery-status;\r\n\tboundary=\"" BOUNDARY
-			      "\"\r\n") == NULL)
+			      "report-type=delivery-status;\r\n\tboundary="
+			      "\"" BOUNDARY "\"\r\n") == NULL)
 			fail_msg("%s: no multipart/report header", c->name);
 		const char *head = "From: Mail Delivery System "
 				   "<MAILER-DAEMON@bh1.example.com>\r\nTo: "

@@ -501,9 +501,8 @@ sched_job_done(void *arg, const struct smtpc_job *job,
 	}
 	track_job(m, j, res);
 	log_info("%s: route=%s delivered=%zu deferred=%zu failed=%zu host=%s",
-		 m->id, j->key, counts[SMTPC_DELIVERED],
-		 counts[SMTPC_TEMPFAIL], counts[SMTPC_PERMFAIL],
-		 res->host != NULL ? res->host : "-");
+		 m->id, j->key, counts[SMTPC_DELIVERED], counts[SMTPC_TEMPFAIL],
+		 counts[SMTPC_PERMFAIL], res->host != NULL ? res->host : "-");
 	s->in_flight--;
 	m->jobs_out--;
 	if (!TAILQ_EMPTY(&s->ready) && !s->stopping)
@@ -529,8 +528,7 @@ free_jobs(struct sched_msg *m)
 
 /* A recipient that cannot be routed fails at once, without a job. */
 static void
-fail_local(struct sched_msg *m, size_t idx, const char *status,
-	   const char *why)
+fail_local(struct sched_msg *m, size_t idx, const char *status, const char *why)
 {
 	struct envelope_rcpt *er = &m->env.rcpts[idx];
 	const char *name = er->address;
@@ -604,8 +602,9 @@ group_rcpts(struct sched_msg *m)
 		}
 		const struct conf_connector *c = NULL;
 		if (m->s->ops.route(conf, domain, key, sizeof key, &c) < 0) {
-			fail_local(m, i, "5.1.2", "the domain is too long to "
-						  "route");
+			fail_local(m, i, "5.1.2",
+				   "the domain is too long to "
+				   "route");
 			continue;
 		}
 		if (c == NULL || c->dns) {
@@ -653,9 +652,10 @@ static void
 expire(struct sched_msg *m, time_t now)
 {
 	char why[1400];
-	const char *last_host = m->env.n_attempts > 0
-					? m->env.attempts[m->env.n_attempts - 1].host
-					: NULL;
+	const char *last_host =
+		m->env.n_attempts > 0
+			? m->env.attempts[m->env.n_attempts - 1].host
+			: NULL;
 
 	for (size_t i = 0; i < m->env.n_rcpts; i++) {
 		struct envelope_rcpt *er = &m->env.rcpts[i];
@@ -746,12 +746,11 @@ static time_t
 next_due(const struct sched_msg *m, time_t now)
 {
 	const struct scheduler *s = m->s;
-	unsigned attempt = m->env.n_attempts > 0
-				   ? (unsigned)(m->env.n_attempts - 1)
-				   : 0;
+	unsigned attempt =
+		m->env.n_attempts > 0 ? (unsigned)(m->env.n_attempts - 1) : 0;
 	time_t next = now + (time_t)s->ops.retry_delay(s->conf, attempt);
-	time_t deadline = m->env.received + (time_t)s->conf->queue_lifetime_s +
-			  1;
+	time_t deadline =
+		m->env.received + (time_t)s->conf->queue_lifetime_s + 1;
 
 	/* Expire on time rather than at the next scheduled retry. */
 	if (next > deadline)

@@ -141,9 +141,9 @@ fake_deliver(void *arg, const struct smtpc_job *job, smtpc_done_cb *cb,
 	a->arg = cb_arg;
 	a->job = job;
 	/* Answer on the loop, as smtpc does. */
-	assert_int_equal(event_base_once(f->base, -1, EV_TIMEOUT, fake_answer,
-					 a, NULL),
-			 0);
+	assert_int_equal(
+		event_base_once(f->base, -1, EV_TIMEOUT, fake_answer, a, NULL),
+		0);
 }
 
 /* ------------------------------------------------------------ spool */
@@ -311,7 +311,7 @@ struct sched_case {
 	time_t age;	   /* seconds since received */
 	unsigned lifetime; /* 0: 5 days */
 	const char *want_jobs;
-	bool want_left; /* the message stays queued */
+	bool want_left;		 /* the message stays queued */
 	const char *want_states; /* "delivered failed pending" if left */
 	const char *want_dsn;	 /* substring of the notice, NULL: none */
 };
@@ -410,8 +410,7 @@ run_case(const struct sched_case *c)
 		if (strcmp(states, c->want_states) != 0)
 			fail_msg("%s: states: got '%s' want '%s'", c->name,
 				 states, c->want_states);
-		if (env.n_attempts != 1 ||
-		    env.next_attempt < time(NULL) + 50 ||
+		if (env.n_attempts != 1 || env.next_attempt < time(NULL) + 50 ||
 		    env.next_attempt > time(NULL) + 61)
 			fail_msg("%s: attempts %zu next in %lld s, want 1 and "
 				 "60",
@@ -433,8 +432,8 @@ run_case(const struct sched_case *c)
 		if (d.n != 1)
 			fail_msg("%s: got %zu notices, want 1", c->name, d.n);
 		if (strcmp(d.to, c->sender) != 0)
-			fail_msg("%s: notice to <%s>, want <%s>", c->name,
-				 d.to, c->sender);
+			fail_msg("%s: notice to <%s>, want <%s>", c->name, d.to,
+				 c->sender);
 		char *text = read_content(f, d.id);
 		if (strstr(text, "multipart/report; "
 				 "report-type=delivery-status") == NULL ||
