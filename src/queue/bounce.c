@@ -13,6 +13,10 @@
  * header section up to BOUNCE_HEADERS_MAX).  So a notice costs at most
  * about BOUNCE_FULL_MAX bytes of memory while it is formatted.
  *
+ * An internationalised recipient (RFC 6531) is reported the RFC 6533
+ * way: "utf-8" address type, message/global-delivery-status, the
+ * original as message/global (or message/global-headers).
+ *
  * Peer-supplied text (a remote reply, an address) enters the report's
  * header-like fields only as printable ASCII on one line, cut at
  * FIELD_MAX bytes: a reply with CR or LF can never add a field or a MIME
@@ -81,6 +85,48 @@ hexval(char c)
 	if (c >= 'a' && c <= 'f')
 		return c - 'a' + 10;
 	return -1;
+}
+
+/* UTF-8 kept (addresses were checked at receipt); control bytes '?'. */
+static void
+put_utf8(FILE *out, const char *s, size_t max)
+{
+	for (size_t i = 0; s[i] != '\0' && i < max; i++) {
+		unsigned char c = (unsigned char)s[i];
+		fputc(c >= 0x20 && c != 0x7f ? c : '?', out);
+	}
+}
+
+static bool
+is_ascii(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s >= 0x80)
+			return false;
+	return true;
+}
+
+/*
+ * RFC 6533: an internationalised address is reported as "utf-8" in a
+ * message/global-delivery-status part (and the original as message/global).
+ */
+static bool
+report_global(const struct bounce *b)
+{
+	for (size_t i = 0; i < b->n_rcpts; i++)
+		if (!is_ascii(b->env->rcpts[b->rcpts[i].rcpt].address))
+			return true;
+	return false;
+}
+
+/* "<addr>" in the human-readable part. */
+static void
+put_address(FILE *out, const char *address, bool global)
+{
+	if (global)
+		put_utf8(out, address, FIELD_MAX);
+	else
+		put_clean(out, address, FIELD_MAX);
 }
 
 /* xtext "+XX" decoded, then cleaned like any peer text. */
@@ -287,11 +333,13 @@ write_headers(FILE *out, const struct bounce *b, const char *boundary)
 }
 
 static void
-write_human(FILE *out, const struct bounce *b, const struct original *o)
+write_human(FILE *out, const struct bounce *b, const struct original *o,
+	    bool global)
 {
-	fputs("Content-Type: text/plain; charset=us-ascii\r\n"
-	      "Content-Description: Notification\r\n\r\n",
-	      out);
+	fprintf(out,
+		"Content-Type: text/plain; charset=%s\r\n"
+		"Content-Description: Notification\r\n\r\n",
+		global ? "utf-8" : "us-ascii");
 	fputs("This is the mail system at host ", out);
 	put_clean(out, b->reporting_mta, 255);
 	fputs(".\r\n\r\n", out);
@@ -307,7 +355,7 @@ write_human(FILE *out, const struct bounce *b, const struct original *o)
 	for (size_t i = 0; i < b->n_rcpts; i++) {
 		const struct bounce_rcpt *r = &b->rcpts[i];
 		fputs("<", out);
-		put_clean(out, b->env->rcpts[r->rcpt].address, FIELD_MAX);
+		put_address(out, b->env->rcpts[r->rcpt].address, global);
 		fputs(">: ", out);
 		if (r->outcome == BOUNCE_RELAYED)
 			fputs("relayed", out);
@@ -336,13 +384,14 @@ write_human(FILE *out, const struct bounce *b, const struct original *o)
 }
 
 static void
-write_status(FILE *out, const struct bounce *b)
+write_status(FILE *out, const struct bounce *b, bool global)
 {
 	char date[64];
 
-	fputs("Content-Type: message/delivery-status\r\n"
-	      "Content-Description: Delivery report\r\n\r\n",
-	      out);
+	fprintf(out,
+		"Content-Type: message/%sdelivery-status\r\n"
+		"Content-Description: Delivery report\r\n\r\n",
+		global ? "global-" : "");
 	fputs("Reporting-MTA: dns; ", out);
 	put_clean(out, b->reporting_mta, 255);
 	fputs("\r\n", out);
@@ -362,8 +411,13 @@ write_status(FILE *out, const struct bounce *b)
 			put_xtext(out, er->orcpt);
 			fputs("\r\n", out);
 		}
-		fputs("Final-Recipient: rfc822; ", out);
-		put_clean(out, er->address, FIELD_MAX);
+		if (is_ascii(er->address)) {
+			fputs("Final-Recipient: rfc822; ", out);
+			put_clean(out, er->address, FIELD_MAX);
+		} else {
+			fputs("Final-Recipient: utf-8; ", out);
+			put_utf8(out, er->address, FIELD_MAX);
+		}
 		fprintf(out, "\r\nAction: %s\r\nStatus: %s\r\n",
 			r->outcome == BOUNCE_RELAYED ? "relayed" : "failed",
 			rcpt_status(r));
@@ -382,17 +436,20 @@ write_status(FILE *out, const struct bounce *b)
 }
 
 static void
-write_original(FILE *out, const struct original *o)
+write_original(FILE *out, const struct original *o, bool global)
 {
 	if (o->headers_only)
-		fputs("Content-Type: text/rfc822-headers\r\n"
-		      "Content-Description: Undelivered Message "
-		      "Headers\r\n\r\n",
-		      out);
+		fprintf(out,
+			"Content-Type: %s\r\n"
+			"Content-Description: Undelivered Message "
+			"Headers\r\n\r\n",
+			global ? "message/global-headers"
+			       : "text/rfc822-headers");
 	else
-		fputs("Content-Type: message/rfc822\r\n"
-		      "Content-Description: Undelivered Message\r\n\r\n",
-		      out);
+		fprintf(out,
+			"Content-Type: %s\r\n"
+			"Content-Description: Undelivered Message\r\n\r\n",
+			global ? "message/global" : "message/rfc822");
 	fwrite(o->text, 1, o->len, out);
 }
 
@@ -422,6 +479,7 @@ bounce_format(const struct bounce *b, const char *boundary, size_t *len)
 		boundary = made;
 	}
 	bool full = b->env->ret != RET_HDRS;
+	bool global = report_global(b);
 	if (read_original(b->content_path, full, &o) < 0)
 		return NULL;
 	FILE *out = open_memstream(&text, &tlen);
@@ -431,11 +489,11 @@ bounce_format(const struct bounce *b, const char *boundary, size_t *len)
 	}
 	write_headers(out, b, boundary);
 	fprintf(out, "--%s\r\n", boundary);
-	write_human(out, b, &o);
+	write_human(out, b, &o, global);
 	fprintf(out, "--%s\r\n", boundary);
-	write_status(out, b);
+	write_status(out, b, global);
 	fprintf(out, "--%s\r\n", boundary);
-	write_original(out, &o);
+	write_original(out, &o, global);
 	fprintf(out, "\r\n--%s--\r\n", boundary);
 	free(o.text);
 	if (ferror(out)) {

@@ -22,7 +22,10 @@
  *                    callback gets the new envelope once it is durable.
  *
  * Every peer-supplied text (replies, addresses) is made 7-bit and one
- * line before it enters a header field of the report.
+ * line before it enters a header field of the report; an
+ * internationalised recipient address is kept as UTF-8 and reported the
+ * RFC 6533 way (utf-8 address type, message/global-delivery-status,
+ * message/global).
  */
 #ifndef BH_QUEUE_BOUNCE_H
 #define BH_QUEUE_BOUNCE_H

@@ -85,6 +85,8 @@ struct fmt_case {
 	const char *want[12];	 /* substrings that must appear */
 	const char *unwanted[4]; /* substrings that must not */
 	const char *third_type;	 /* Content-Type of the third part */
+	const char *rcpt;	 /* NULL: gone@example.net */
+	const char *part2_type;	 /* NULL: message/delivery-status */
 };
 
 static const struct fmt_case fmt_cases[] = {
@@ -150,6 +152,23 @@ static const struct fmt_case fmt_cases[] = {
 			 "Subject: Successful Mail Delivery Report\r\n"},
 		.unwanted = {"Action: failed"},
 		.third_type = "message/rfc822",
+	},
+	{
+		.name = "UTF-8 recipient: RFC 6533 global report",
+		.ret = 0,
+		.rcpt = "us\xc3\xa9r@example.net",
+		.content = "Subject: x\r\n\r\nb\r\n",
+		.outcome = BOUNCE_FAILED,
+		.status = "5.1.1",
+		.diag = "550 5.1.1 unknown",
+		.want = {"\r\nFinal-Recipient: utf-8; "
+			 "us\xc3\xa9r@example.net\r\n",
+			 "<us\xc3\xa9r@example.net>: failed",
+			 "Content-Type: message/global-delivery-status\r\n",
+			 "charset=utf-8"},
+		.unwanted = {"rfc822; us"},
+		.part2_type = "message/global-delivery-status",
+		.third_type = "message/global",
 	},
 	{
 		.name = "large original: headers only, said so",
@@ -246,8 +265,10 @@ test_format(void **state)
 		env.sender = strdup("sender@example.org");
 		env.ret = c->ret;
 		env.envid = c->envid ? strdup(c->envid) : NULL;
-		assert_int_equal(envelope_add_rcpt(&env, "gone@example.net", 0,
-						   c->orcpt),
+		assert_int_equal(envelope_add_rcpt(&env,
+						   c->rcpt ? c->rcpt
+							   : "gone@example.net",
+						   0, c->orcpt),
 				 0);
 		write_content(c, path, sizeof path);
 		struct bounce_rcpt r = {
@@ -297,10 +318,11 @@ test_format(void **state)
 			fail_msg("%s: part 1: got %s want text/plain", c->name,
 				 type);
 		part_type(t, 2, type, sizeof type);
-		if (strcmp(type, "message/delivery-status") != 0)
-			fail_msg("%s: part 2: got %s want "
-				 "message/delivery-status",
-				 c->name, type);
+		const char *want2 = c->part2_type ? c->part2_type
+						  : "message/delivery-status";
+		if (strcmp(type, want2) != 0)
+			fail_msg("%s: part 2: got %s want %s", c->name, type,
+				 want2);
 		part_type(t, 3, type, sizeof type);
 		if (strcmp(type, c->third_type) != 0)
 			fail_msg("%s: part 3: got %s want %s", c->name, type,
