@@ -308,7 +308,8 @@ any_failed(const struct bounce *b)
 }
 
 static void
-write_headers(FILE *out, const struct bounce *b, const char *boundary)
+write_headers(FILE *out, const struct bounce *b, const char *boundary,
+	      bool global)
 {
 	char date[64];
 
@@ -326,9 +327,9 @@ write_headers(FILE *out, const struct bounce *b, const char *boundary)
 	fputs(">\r\nAuto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n",
 	      out);
 	fprintf(out,
-		"Content-Type: multipart/report; report-type=delivery-status;"
-		"\r\n\tboundary=\"%s\"\r\n\r\n",
-		boundary);
+		"Content-Type: multipart/report; "
+		"report-type=%sdelivery-status;\r\n\tboundary=\"%s\"\r\n\r\n",
+		global ? "global-" : "", boundary);
 	fputs("This is a MIME-encapsulated message.\r\n\r\n", out);
 }
 
@@ -487,7 +488,7 @@ bounce_format(const struct bounce *b, const char *boundary, size_t *len)
 		free(o.text);
 		return NULL;
 	}
-	write_headers(out, b, boundary);
+	write_headers(out, b, boundary, global);
 	fprintf(out, "--%s\r\n", boundary);
 	write_human(out, b, &o, global);
 	fprintf(out, "--%s\r\n", boundary);

@@ -292,10 +292,14 @@ test_format(void **state)
 		assert_non_null(t);
 		assert_int_equal(strlen(t), len);
 		check_crlf(c->name, t, len);
-		if (strstr(t, "Content-Type: multipart/report; "
-			      "report-type=delivery-status;\r\n\tboundary="
-			      "\"" BOUNDARY "\"\r\n") == NULL)
-			fail_msg("%s: no multipart/report header", c->name);
+		char mp[200];
+		snprintf(mp, sizeof mp,
+			 "Content-Type: multipart/report; "
+			 "report-type=%s;\r\n\tboundary=\"" BOUNDARY "\"\r\n",
+			 c->part2_type != NULL ? c->part2_type + 8
+					       : "delivery-status");
+		if (strstr(t, mp) == NULL)
+			fail_msg("%s: no '%s' in:\n%.600s", c->name, mp, t);
 		const char *head = "From: Mail Delivery System "
 				   "<MAILER-DAEMON@bh1.example.com>\r\nTo: "
 				   "<sender@example.org>\r\n";
