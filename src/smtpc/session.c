@@ -229,6 +229,55 @@ sess_emit(struct smtpc_sess *s, enum smtpc_sess_event ev)
 	s->cb(s, ev, s->arg);
 }
 
+/* "d.d.d" (RFC 3463) at t, followed by a space or the end: its length. */
+static size_t
+status_code_len(const char *t)
+{
+	size_t i = 0;
+
+	if (t[i] != '2' && t[i] != '4' && t[i] != '5')
+		return 0;
+	i++;
+	for (int part = 0; part < 2; part++) {
+		if (t[i] != '.')
+			return 0;
+		i++;
+		size_t d = 0;
+		while (d < 3 && t[i] >= '0' && t[i] <= '9')
+			i++, d++;
+		if (d == 0)
+			return 0;
+	}
+	return t[i] == ' ' || t[i] == '\0' ? i : 0;
+}
+
+void
+smtpc_result_set(struct smtpc_rcpt_result *r, char *buf, enum smtpc_status st,
+		 int code, const char *enhanced, const char *text)
+{
+	r->status = st;
+	r->code = code;
+	say(r->enhanced, sizeof r->enhanced, "%s",
+	    enhanced != NULL ? enhanced : "");
+	if (code == 0 && text[0] >= '2' && text[0] <= '5' &&
+	    smtpc_reason_has_code(text) && text[1] != '.') {
+		/* A peer's reply as the reason ("421 4.3.2 busy" greeting):
+		 * its own codes, not the local ones. */
+		r->code = (text[0] - '0') * 100 + (text[1] - '0') * 10 +
+			  (text[2] - '0');
+		size_t n = text[3] == ' ' ? status_code_len(text + 4) : 0;
+		say(r->enhanced, sizeof r->enhanced, "%.*s", (int)n, text + 4);
+		say(buf, SMTPC_REPLY_MAX, "%s", text);
+	} else if (code == 0 && r->enhanced[0] != '\0' &&
+		   !smtpc_reason_has_code(text)) {
+		/* A local reason carries its status code like a reply. */
+		say(buf, SMTPC_REPLY_MAX, "%s %s", r->enhanced, text);
+	} else {
+		say(buf, SMTPC_REPLY_MAX, "%s", text);
+	}
+	r->reply = buf;
+}
+
 bool
 smtpc_reason_has_code(const char *t)
 {
@@ -284,17 +333,8 @@ rcpt_set(struct smtpc_sess *s, size_t i, enum smtpc_status st, int code,
 	if (t->final[i])
 		return;
 	t->final[i] = 1;
-	t->results[i].status = st;
-	t->results[i].code = code;
-	snprintf(t->results[i].enhanced, sizeof t->results[i].enhanced, "%s",
-		 enhanced != NULL ? enhanced : "");
-	if (code == 0 && enhanced != NULL && *enhanced != '\0' &&
-	    !smtpc_reason_has_code(text))
-		/* A local reason carries its status code like a reply. */
-		say(t->replies[i], SMTPC_REPLY_MAX, "%s %s", enhanced, text);
-	else
-		say(t->replies[i], SMTPC_REPLY_MAX, "%s", text);
-	t->results[i].reply = t->replies[i];
+	smtpc_result_set(&t->results[i], t->replies[i], st, code, enhanced,
+			 text);
 }
 
 /* Every recipient still without a final result gets this one. */

@@ -111,6 +111,15 @@ void smtpc_sess_free(struct smtpc_sess *s);
  * code ("4.4.1")?  Then no status code is put in front of it. */
 bool smtpc_reason_has_code(const char *text);
 
+/*
+ * Fill one recipient's result; buf (SMTPC_REPLY_MAX) holds its text.  A
+ * local reason (code 0) gets its status code in front; a reason that is a
+ * peer's reply ("421 4.3.2 busy") keeps that reply's codes.
+ */
+void smtpc_result_set(struct smtpc_rcpt_result *r, char *buf,
+		      enum smtpc_status st, int code, const char *enhanced,
+		      const char *text);
+
 /* After SMTPC_SESS_FAILED: why, and whether a clear-text retry of the
  * same host is due ("may" and a failed handshake). */
 const char *smtpc_sess_reason(const struct smtpc_sess *s);

@@ -271,18 +271,9 @@ static void
 job_fail_all(struct job *j, enum smtpc_status st, const char *enhanced,
 	     const char *reason)
 {
-	for (size_t i = 0; i < j->job.n_rcpts; i++) {
-		j->results[i].status = st;
-		j->results[i].code = 0;
-		say(j->results[i].enhanced, sizeof j->results[i].enhanced, "%s",
-		    enhanced);
-		if (smtpc_reason_has_code(reason))
-			say(j->replies[i], SMTPC_REPLY_MAX, "%s", reason);
-		else
-			say(j->replies[i], SMTPC_REPLY_MAX, "%s %s", enhanced,
-			    reason);
-		j->results[i].reply = j->replies[i];
-	}
+	for (size_t i = 0; i < j->job.n_rcpts; i++)
+		smtpc_result_set(&j->results[i], j->replies[i], st, 0, enhanced,
+				 reason);
 	job_report(j, NULL);
 }
 

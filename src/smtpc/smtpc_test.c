@@ -29,6 +29,7 @@
 #include "smtpc/body.h"
 #include "smtpc/hop.h"
 #include "smtpc/plan.h"
+#include "smtpc/session.h"
 
 /* ------------------------------------------------------------ link seams */
 
@@ -684,6 +685,61 @@ test_walk_free_cancels(void **state)
 	assert_int_equal(fake_cancelled, 1);
 }
 
+/* ---------------------------------------------------------------- results */
+
+struct result_case {
+	int code;
+	const char *enhanced;
+	const char *text;
+	int want_code;
+	const char *want_enhanced;
+	const char *want_reply;
+};
+
+static const struct result_case result_cases[] = {
+	/* a peer's reply, as the reply reader gave it */
+	{550, "5.1.1", "550 5.1.1 no such user", 550, "5.1.1",
+	 "550 5.1.1 no such user"},
+	/* a local reason gets its status code in front */
+	{0, "5.6.7", "no SMTPUTF8", 0, "5.6.7", "5.6.7 no SMTPUTF8"},
+	/* a host's refusal as the reason: the peer's codes count */
+	{0, "4.4.1", "421 4.3.2 too busy", 421, "4.3.2", "421 4.3.2 too busy"},
+	{0, "4.4.1", "554 no service", 554, "", "554 no service"},
+	{0, "4.4.1", "421", 421, "", "421"},
+	/* already carrying a status code: not doubled */
+	{0, "4.4.1", "4.7.5 TLS failed", 0, "4.4.1", "4.7.5 TLS failed"},
+	/* digits that are not a code */
+	{0, "4.4.1", "4210 bytes lost", 0, "4.4.1", "4.4.1 4210 bytes lost"},
+	{0, "", "connection lost", 0, "", "connection lost"},
+};
+
+static void
+test_result_set(void **state)
+{
+	(void)state;
+	int failed = 0;
+
+	for (size_t i = 0; i < sizeof result_cases / sizeof result_cases[0];
+	     i++) {
+		const struct result_case *t = &result_cases[i];
+		struct smtpc_rcpt_result r;
+		char buf[SMTPC_REPLY_MAX];
+		smtpc_result_set(&r, buf, SMTPC_TEMPFAIL, t->code, t->enhanced,
+				 t->text);
+		if (r.code != t->want_code ||
+		    strcmp(r.enhanced, t->want_enhanced) != 0 ||
+		    strcmp(r.reply, t->want_reply) != 0) {
+			print_error("\"%s\": got %d \"%s\" \"%s\", want %d "
+				    "\"%s\" \"%s\"\n",
+				    t->text, r.code, r.enhanced, r.reply,
+				    t->want_code, t->want_enhanced,
+				    t->want_reply);
+			failed++;
+		}
+	}
+	assert_int_equal(failed, 0);
+}
+
 int
 main(void)
 {
@@ -696,6 +752,7 @@ main(void)
 		cmocka_unit_test(test_walk_mx_failures),
 		cmocka_unit_test(test_walk_mx_and_literal),
 		cmocka_unit_test(test_walk_free_cancels),
+		cmocka_unit_test(test_result_set),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
