@@ -482,7 +482,7 @@ serve_start_delivery(struct serve *sv)
 		serve_error(sv, "cannot start the resolver: %s", err);
 		return CLI_FAILED;
 	}
-	dns_set_timeout(sv->dns, (int)sv->conf->dns_timeout_s * 1000);
+	dns_set_timeout(sv->dns, sv->conf->dns_timeout_s * 1000u);
 	sv->smtpc = smtpc_new(sv->base, sv->conf, sv->dns, err, sizeof err);
 	if (sv->smtpc == NULL) {
 		serve_error(sv, "cannot start delivery: %s", err);
