@@ -670,8 +670,9 @@ class Drain:
         self.timeout = timeout
 
     def run(self, s):
-        if not s.drain(self.timeout):
-            s.errors.append(f"peer still connected after {self.timeout}s")
+        if s.drain(self.timeout):
+            raise PeerClosed("eof")
+        s.errors.append(f"peer still connected after {self.timeout}s")
 
 
 class Data:
