@@ -13,6 +13,9 @@
  *   READY     due, waiting for a job slot (the ready list, FIFO)
  *   RUNNING   its envelope is loaded and its jobs are out (or its notice
  *             is being committed)
+ *   UPDATING  the attempt is over and its envelope is being rewritten
+ *             on the spool's pool (spool_update_async): neither timed,
+ *             nor ready, nor flushable until the result is back
  *   HELD      held: never tried until released (not yet by any command)
  *
  * The index (a list for order and a hash table by id) keeps only the
@@ -55,11 +58,12 @@ enum msg_state {
 	MSG_WAITING,
 	MSG_READY,
 	MSG_RUNNING,
+	MSG_UPDATING,
 	MSG_HELD,
 };
 
 static const char *const msg_state_names[] = {"waiting", "ready", "running",
-					      "held"};
+					      "updating", "held"};
 
 /* A recipient to name in the notice; strings owned. */
 struct sched_dsn {
@@ -101,6 +105,10 @@ struct sched_msg {
 	size_t n_dsn;
 	char *att_host;	 /* the next hop of the last deferral */
 	char *att_reply; /* its reason */
+
+	/* While UPDATING: the outcome to log and apply once it is back. */
+	time_t next;
+	size_t pending;
 };
 
 TAILQ_HEAD(msg_list, sched_msg);
@@ -116,6 +124,7 @@ struct scheduler {
 	size_t n_buckets;
 	size_t n_msgs;
 	size_t in_flight;
+	size_t updating; /* envelope rewrites out on the spool's pool */
 	bool stopping;
 	struct event *pump; /* starts READY messages from the loop */
 };
@@ -758,6 +767,41 @@ next_due(const struct sched_msg *m, time_t now)
 	return next;
 }
 
+/*
+ * The envelope rewrite is back (UPDATING).  Failed: the index keeps the
+ * message and its next time; the file keeps the old envelope, so the
+ * next attempt may come early or try a recipient again, never lose it.
+ */
+static void
+sched_update_result(struct sched_msg *m, int error)
+{
+	char ts[ENVELOPE_TIME_MAX];
+
+	if (error == ENOENT) {
+		log_info("%s: deleted during its attempt; dropped", m->id);
+		sched_drop(m);
+		return;
+	}
+	if (error != 0)
+		log_warn("%s: cannot rewrite the envelope (recipients may be "
+			 "tried again): %s",
+			 m->id, strerror(error));
+	log_info("%s: deferred pending=%zu next=%s", m->id, m->pending,
+		 envelope_time_format(m->next, ts, sizeof ts));
+	sched_arm(m, m->next);
+}
+
+/* spool_update_async()'s callback, on the loop. */
+static void
+sched_updated(void *arg, const char *id, int error)
+{
+	struct sched_msg *m = arg;
+
+	(void)id;
+	m->s->updating--;
+	sched_update_result(m, error);
+}
+
 /* The notice is safe (or could not be made): remove or reschedule. */
 static void
 sched_settle(struct sched_msg *m)
@@ -783,26 +827,19 @@ sched_settle(struct sched_msg *m)
 				 m->att_reply != NULL ? m->att_reply
 						      : "deferred") < 0)
 		log_warn("%s: out of memory recording the attempt", m->id);
-	time_t next = next_due(m, now);
-	m->env.next_attempt = next;
-	/* Durable: blocks the loop for two fsyncs (spool.h). */
-	if (spool_update(s->spool, &m->env) < 0) {
-		if (errno == ENOENT) {
-			log_info("%s: deleted during its attempt; dropped",
-				 m->id);
-			end_attempt(m);
-			sched_drop(m);
-			return;
-		}
-		log_warn("%s: cannot rewrite the envelope (recipients may be "
-			 "tried again): %s",
-			 m->id, strerror(errno));
-	}
-	char ts[ENVELOPE_TIME_MAX];
-	log_info("%s: deferred pending=%zu next=%s", m->id, pending,
-		 envelope_time_format(next, ts, sizeof ts));
+	m->next = next_due(m, now);
+	m->pending = pending;
+	m->env.next_attempt = m->next;
+	/* Durable, on the spool's pool; the envelope is formatted already. */
+	int rc = spool_update_async(s->spool, &m->env, sched_updated, m);
+	int err = errno;
 	end_attempt(m);
-	sched_arm(m, next);
+	m->state = MSG_UPDATING;
+	if (rc == 0) {
+		s->updating++;
+		return;
+	}
+	sched_update_result(m, err);
 }
 
 static void
@@ -990,6 +1027,10 @@ scheduler_free(struct scheduler *s)
 
 	if (s == NULL)
 		return;
+	/* Their callbacks would find the index gone: spool_close() first. */
+	if (s->updating > 0)
+		panic("scheduler: freed with %zu envelope updates in flight",
+		      s->updating);
 	while ((m = TAILQ_FIRST(&s->all)) != NULL) {
 		if (m->state == MSG_RUNNING)
 			log_warn("%s: still in an attempt at exit", m->id);

@@ -14,7 +14,8 @@
  *   scheduler_flush()     every message (id NULL) or one, due now.
  *   scheduler_stop()      no new attempt from now on (shutting down).
  *   scheduler_in_flight() delivery jobs running.
- *   scheduler_free().
+ *   scheduler_free()      after spool_close() (which runs the callbacks
+ *                         of envelope rewrites still in flight).
  *
  * A due message is read back from its envelope (the file is the truth: a
  * `queue delete` from the command line makes spool_load or spool_update
@@ -25,8 +26,12 @@
  * ("deferred").  Once every job of the message is back: nothing pending →
  * the message is removed (after its notice is safely queued); else the
  * attempt is recorded, the next one set by the retry schedule, and the
- * envelope rewritten (spool_update: two fsyncs on the loop thread, which
- * the loop waits for).  After queue_lifetime the pending recipients fail
+ * envelope rewritten (spool_update_async: on the spool's commit pool,
+ * batched with the commits; the loop does not wait).  Until that rewrite
+ * is back the message is neither tried nor flushed; if it fails, the
+ * failure is logged and the message kept (the old envelope may bring an
+ * early retry or a recipient tried twice, never a loss); ENOENT (deleted
+ * meanwhile) drops it.  After queue_lifetime the pending recipients fail
  * with "expired" and status 4.4.7.  A message is never in two attempts at
  * once; at most SCHEDULER_MAX_JOBS jobs run at a time (a message with
  * several routes may pass the bound by its number of routes).

@@ -7,13 +7,16 @@
  * notice (multipart/report from <>) for failures and expiry, none for a
  * null sender, a message deleted behind the scheduler's back dropped.
  * Also the domain of stored addresses with quoted local parts, and the
- * index by id through its growth.
+ * index by id through its growth.  The envelope rewrite on the spool's
+ * pool: no second attempt while it is out, a failed rewrite (injected)
+ * keeps the message, a delete during the attempt drops it.
  * Failures print got/want.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -62,9 +65,16 @@ struct fake {
 	struct event_base *base;
 	char jobs[512]; /* "domain/connector(n) ..." in dispatch order */
 	size_t n_jobs;
+	/* Hooks around the first answer (tests of the rewrite). */
+	struct spool *delete_before;   /* delete delete_id before answering */
+	struct scheduler *flush_after; /* flush delete_id right after */
+	const char *hook_id;
+	size_t flushed;
+	bool hooked;
 };
 
 struct answer {
+	struct fake *fake;
 	smtpc_done_cb *cb;
 	void *arg;
 	const struct smtpc_job *job;
@@ -120,7 +130,15 @@ fake_answer(evutil_socket_t fd, short what, void *arg)
 				   .host = "smart.example.net",
 				   .addr = "192.0.2.25:25",
 				   .peer_dsn = true};
+	struct fake *f = a->fake;
+	bool hook = !f->hooked;
+	f->hooked = true;
+	if (hook && f->delete_before != NULL)
+		assert_int_equal(spool_delete(f->delete_before, f->hook_id), 0);
 	a->cb(a->arg, job, &res);
+	/* The attempt is over; its rewrite is out on the pool. */
+	if (hook && f->flush_after != NULL)
+		f->flushed = scheduler_flush(f->flush_after, f->hook_id);
 	free(a);
 }
 
@@ -137,6 +155,7 @@ fake_deliver(void *arg, const struct smtpc_job *job, smtpc_done_cb *cb,
 		 f->n_jobs ? " " : "", job->domain,
 		 job->connector ? job->connector : "-", job->n_rcpts);
 	f->n_jobs++;
+	a->fake = f;
 	a->cb = cb;
 	a->arg = cb_arg;
 	a->job = job;
@@ -501,6 +520,143 @@ test_flush(void **state)
 	teardown((void **)&f);
 }
 
+/* ID.upd files in incoming/: none may outlive a rewrite. */
+static size_t
+count_upd(const struct fixture *f)
+{
+	char path[512];
+	size_t n = 0;
+	snprintf(path, sizeof path, "%s/queue/incoming", f->dir);
+	DIR *d = opendir(path);
+	assert_non_null(d);
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		size_t l = strlen(de->d_name);
+		if (l > 4 && strcmp(de->d_name + l - 4, ".upd") == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * A flush while the rewrite of a deferred message is out finds it but
+ * starts no attempt: the message is not due again before the rewrite is
+ * back (then at its next time, 60 s away).
+ */
+static void
+test_no_attempt_while_updating(void **state)
+{
+	struct fixture *f;
+	char id[ENVELOPE_ID_MAX + 1];
+	size_t n;
+	const char *rcpts[] = {"later@x.example", NULL};
+
+	(void)state;
+	assert_int_equal(setup((void **)&f), 0);
+	put_message(f, "s@example.org", rcpts, time(NULL), id);
+	f->fake.flush_after = f->s;
+	f->fake.hook_id = id;
+	assert_int_equal(scheduler_load(f->s, &n), 0);
+	run_loop(f, 300);
+	if (f->fake.flushed != 1 || f->fake.n_jobs != 1)
+		fail_msg("flushed %zu jobs %zu, want 1 and 1", f->fake.flushed,
+			 f->fake.n_jobs);
+	assert_int_equal(scheduler_messages(f->s), 1);
+	struct envelope env = {0};
+	assert_int_equal(spool_load(f->spool, id, &env), 0);
+	if (env.n_attempts != 1 || env.next_attempt < time(NULL) + 50)
+		fail_msg("attempts %zu next in %lld s, want 1 and 60",
+			 env.n_attempts,
+			 (long long)(env.next_attempt - time(NULL)));
+	envelope_clear(&env);
+	assert_int_equal(count_upd(f), 0);
+	/* Back and waiting: a flush now does start one. */
+	assert_int_equal(scheduler_flush(f->s, id), 1);
+	run_loop(f, 300);
+	assert_int_equal(f->fake.n_jobs, 2);
+	teardown((void **)&f);
+}
+
+/* Deleted while its attempt runs: the rewrite says ENOENT, it is dropped. */
+static void
+test_deleted_during_attempt(void **state)
+{
+	struct fixture *f;
+	char id[ENVELOPE_ID_MAX + 1];
+	size_t n;
+	const char *rcpts[] = {"later@x.example", NULL};
+
+	(void)state;
+	assert_int_equal(setup((void **)&f), 0);
+	put_message(f, "s@example.org", rcpts, time(NULL), id);
+	f->fake.delete_before = f->spool;
+	f->fake.hook_id = id;
+	assert_int_equal(scheduler_load(f->s, &n), 0);
+	run_loop(f, 300);
+	assert_int_equal(f->fake.n_jobs, 1);
+	if (scheduler_messages(f->s) != 0)
+		fail_msg("messages: got %zu want 0", scheduler_messages(f->s));
+	struct envelope env = {0};
+	errno = 0;
+	assert_int_equal(spool_load(f->spool, id, &env), -1);
+	assert_int_equal(errno, ENOENT);
+	teardown((void **)&f);
+}
+
+/*
+ * The rewrite fails (injected: the exchange into active/, after the two
+ * renames of the commit): the message stays indexed and on disk with its
+ * old envelope, nothing is left in incoming/, and it is tried again.
+ */
+static void
+test_update_fails(void **state)
+{
+	struct fixture *f;
+	char id[ENVELOPE_ID_MAX + 1], err[256];
+	size_t n, c;
+	const char *rcpts[] = {"later@x.example", NULL};
+
+	(void)state;
+	assert_int_equal(setup((void **)&f), 0);
+	/* Reopen the spool with the fault armed. */
+	scheduler_free(f->s);
+	spool_close(f->spool);
+	setenv("BRIDGEHEAD_FAULT", "spool_rename:EIO:2", 1);
+	f->spool = spool_open(f->dir, f->base, err, sizeof err);
+	assert_non_null(f->spool);
+	assert_int_equal(spool_recover(f->spool, &n, &c), 0);
+	struct scheduler_ops ops = {
+		.route = fake_route,
+		.deliver = fake_deliver,
+		.deliver_arg = &f->fake,
+		.retry_delay = fake_delay,
+	};
+	f->s = scheduler_new(f->base, &f->conf, f->spool, &ops);
+	assert_non_null(f->s);
+	put_message(f, "s@example.org", rcpts, time(NULL), id);
+	assert_int_equal(scheduler_load(f->s, &n), 0);
+	run_loop(f, 300);
+	assert_int_equal(f->fake.n_jobs, 1);
+	assert_int_equal(scheduler_messages(f->s), 1);
+	struct envelope env = {0};
+	assert_int_equal(spool_load(f->spool, id, &env), 0);
+	if (env.n_attempts != 0)
+		fail_msg("attempts on disk: got %zu want 0 (the old envelope)",
+			 env.n_attempts);
+	envelope_clear(&env);
+	assert_int_equal(count_upd(f), 0);
+	struct spool_stats st;
+	spool_stats(f->spool, &st);
+	assert_int_equal(st.update_failures, 1);
+	assert_int_equal(scheduler_flush(f->s, id), 1);
+	run_loop(f, 300);
+	assert_int_equal(f->fake.n_jobs, 2);
+	assert_int_equal(scheduler_messages(f->s), 1);
+	unsetenv("BRIDGEHEAD_FAULT");
+	teardown((void **)&f);
+}
+
 /* The index by id across its growth; unknown ids are dropped at start. */
 static void
 test_index(void **state)
@@ -539,6 +695,9 @@ main(void)
 		cmocka_unit_test(test_deleted),
 		cmocka_unit_test(test_flush),
 		cmocka_unit_test(test_index),
+		cmocka_unit_test(test_no_attempt_while_updating),
+		cmocka_unit_test(test_deleted_during_attempt),
+		cmocka_unit_test(test_update_fails),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,6 +18,15 @@
  * files of the message are removed from incoming/ and active/ (envelope
  * first) and the callback gets the errno.
  *
+ * Envelope updates take the same path, in the same batches (one job kind
+ * among commit, delete and update): incoming/ID.upd is written in step 2
+ * and fsync'd with the others, exchanged with active/ID.env in step 3
+ * (RENAME_EXCHANGE: ENOENT if the message was deleted, so a deleted
+ * message never comes back), and covered by the shared fsync of active/
+ * in step 4; the old envelope, now incoming/ID.upd, is then removed.
+ * spool_update() runs that batch code for one job on the calling thread;
+ * spool_update_async() submits the job to the pool.
+ *
  * The stock.  Creating a file is a directory operation, and directory
  * operations wait for the filesystem journal, which the commit threads keep
  * busy: measured, an openat(O_CREAT) on the loop thread took a third of a
@@ -36,7 +45,8 @@
  * Everything here runs on the loop thread except spool_commit_batch() and
  * spool_commit_after() (the stock's refill), which touch only their own
  * messages, the directory descriptors (read-only after open), the fault
- * counters (atomics), the dirsync (its mutex) and the stock (its mutex).
+ * counters (atomics), the dirsync (its mutex), the stock (its mutex) and
+ * env_lock (the update's fallback without RENAME_EXCHANGE).
  */
 #include "queue/spool.h"
 
@@ -98,9 +108,16 @@ struct spool {
 	int incoming_fd;
 	int active_fd;
 	int corrupt_fd;
-	struct commit_pool *pool; /* NULL without an event base */
-	struct commit_dirsync active_sync;
-	bool sync_ready;
+	struct commit_pool *pool;	   /* NULL without an event base */
+	struct commit_dirsync active_sync; /* with or without a pool */
+	bool sync_ready;		   /* active_sync and env_lock made */
+	bool stock_ready;		   /* stock_lock made (with a pool) */
+	/*
+	 * Held around the removal of an envelope (spool_delete) and around
+	 * an update's check-then-rename where RENAME_EXCHANGE is missing, so
+	 * that an update never brings back an envelope deleted meanwhile.
+	 */
+	pthread_mutex_t env_lock;
 	struct spool_fault faults[SPOOL_OP_COUNT];
 	pthread_mutex_t stock_lock; /* with a pool only */
 	struct spool_stock_file stock[SPOOL_STOCK_MAX];
@@ -110,13 +127,21 @@ struct spool {
 	bool used;		  /* a message was made: too late to recover */
 	uint64_t commits;	  /* loop thread */
 	uint64_t failures;	  /* loop thread */
+	uint64_t updates;	  /* loop thread: spool_update_async() */
+	uint64_t update_failures; /* loop thread: ENOENT not counted */
+};
+
+enum spool_job_kind {
+	SPOOL_JOB_COMMIT, /* a new message: spool_msg_commit() */
+	SPOOL_JOB_DELETE, /* the tail of spool_delete() */
+	SPOOL_JOB_UPDATE, /* a new envelope: spool_update(_async)() */
 };
 
 struct spool_msg {
 	struct commit_job job; /* first: the pool hands the job back */
 	struct spool *spool;
 	char id[QID_MAX + 1];
-	bool is_delete; /* not a commit: the tail of spool_delete() */
+	enum spool_job_kind kind;
 	int fd;
 	int env_fd;	/* worker only */
 	bool msg_moved; /* worker only: renamed into active/ */
@@ -596,6 +621,19 @@ spool_open_flags(const char *state_dir, struct event_base *base, int flags,
 	    spool_open_dirs(spool, state_dir, !(flags & SPOOL_NOCREATE), err,
 			    errlen) != 0)
 		goto fail;
+	/* The durable-write path is the same with or without a pool. */
+	if (commit_dirsync_init(&spool->active_sync, spool->active_fd,
+				spool_dirsync_fn, spool) != 0) {
+		snprintf(err, errlen, "cannot start the commit: %s",
+			 strerror(errno));
+		goto fail;
+	}
+	if (pthread_mutex_init(&spool->env_lock, NULL) != 0) {
+		commit_dirsync_destroy(&spool->active_sync);
+		snprintf(err, errlen, "cannot start the commit: out of memory");
+		goto fail;
+	}
+	spool->sync_ready = true;
 	if (base != NULL) {
 		/* One server per queue: a second one would clean incoming/
 		 * under the first one's feet.  The lock lives as long as
@@ -609,14 +647,8 @@ spool_open_flags(const char *state_dir, struct event_base *base, int flags,
 				 spool->queue_dir, strerror(errno));
 			goto fail;
 		}
-		if (commit_dirsync_init(&spool->active_sync, spool->active_fd,
-					spool_dirsync_fn, spool) != 0) {
-			snprintf(err, errlen, "cannot start the commit: %s",
-				 strerror(errno));
-			goto fail;
-		}
 		pthread_mutex_init(&spool->stock_lock, NULL);
-		spool->sync_ready = true;
+		spool->stock_ready = true;
 		spool->stock_idle = evtimer_new(base, spool_stock_idle, spool);
 		if (spool->stock_idle == NULL) {
 			snprintf(err, errlen,
@@ -655,9 +687,11 @@ spool_close(struct spool *spool)
 	if (spool->stock_idle != NULL)
 		event_free(spool->stock_idle);
 	spool_stock_drop(spool, spool->stock, spool->n_stock);
+	if (spool->stock_ready)
+		pthread_mutex_destroy(&spool->stock_lock);
 	if (spool->sync_ready) {
 		commit_dirsync_destroy(&spool->active_sync);
-		pthread_mutex_destroy(&spool->stock_lock);
+		pthread_mutex_destroy(&spool->env_lock);
 	}
 	if (spool->incoming_fd >= 0)
 		close(spool->incoming_fd);
@@ -674,6 +708,8 @@ spool_stats(struct spool *spool, struct spool_stats *stats)
 {
 	stats->commits = spool->commits;
 	stats->failures = spool->failures;
+	stats->updates = spool->updates;
+	stats->update_failures = spool->update_failures;
 	stats->dir_fsyncs = spool->sync_ready
 				    ? commit_dirsync_count(&spool->active_sync)
 				    : 0;
@@ -1170,6 +1206,59 @@ spool_commit_write(struct spool_msg *msg, const char *ename)
 	(void)sync_file_range(msg->env_fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 }
 
+/* Step 2 for an update: incoming/ID.upd written (a stale one replaced). */
+static void
+spool_update_write(struct spool_msg *msg, const char *tname)
+{
+	(void)unlinkat(msg->spool->incoming_fd, tname, 0);
+	msg->env_fd = spool_write_env(msg, tname);
+	if (msg->env_fd < 0) {
+		msg->result = errno;
+		return;
+	}
+	(void)sync_file_range(msg->env_fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
+/*
+ * Step 3 for an update: exchange incoming/ID.upd with active/ID.env.  An
+ * exchange needs both names, so it fails with ENOENT when the message was
+ * deleted meanwhile, instead of bringing back an envelope without its
+ * content.  Where the filesystem cannot exchange, the check and the rename
+ * run under env_lock, which spool_delete() holds to remove the envelope
+ * (that closes the race within this process; a `queue delete` from the
+ * command line at that very moment could still lose to it there).
+ */
+static void
+spool_update_rename(struct spool_msg *msg, const char *tname, const char *ename)
+{
+	struct spool *spool = msg->spool;
+	struct stat st;
+
+	msg->failed_op = "replace envelope";
+	if (spool_fault(spool, SPOOL_OP_RENAME) != 0) {
+		msg->result = errno;
+		return;
+	}
+	if (renameat2(spool->incoming_fd, tname, spool->active_fd, ename,
+		      RENAME_EXCHANGE) == 0) {
+		msg->failed_op = NULL;
+		return;
+	}
+	if (errno != EINVAL && errno != ENOSYS) {
+		msg->result = errno;
+		return;
+	}
+	pthread_mutex_lock(&spool->env_lock);
+	int rc = fstatat(spool->active_fd, ename, &st, AT_SYMLINK_NOFOLLOW);
+	if (rc == 0)
+		rc = renameat(spool->incoming_fd, tname, spool->active_fd,
+			      ename);
+	msg->result = rc == 0 ? 0 : errno;
+	pthread_mutex_unlock(&spool->env_lock);
+	if (rc == 0)
+		msg->failed_op = NULL;
+}
+
 /* Step 3 for one message: into active/, the content first. */
 static void
 spool_commit_rename(struct spool_msg *msg, const char *mname, const char *ename)
@@ -1215,18 +1304,22 @@ spool_commit_batch(void *arg, struct commit_job **jobs, size_t n)
 {
 	struct spool *spool = arg;
 	char mname[SPOOL_NAME_MAX], ename[SPOOL_NAME_MAX];
+	char tname[SPOOL_NAME_MAX];
 	bool renamed = false;
 
 	for (size_t i = 0; i < n; i++) {
 		struct spool_msg *msg = (struct spool_msg *)jobs[i];
-		if (msg->is_delete)
-			continue;
-		spool_name(ename, sizeof ename, msg->id, "env");
-		spool_commit_write(msg, ename);
+		if (msg->kind == SPOOL_JOB_COMMIT) {
+			spool_name(ename, sizeof ename, msg->id, "env");
+			spool_commit_write(msg, ename);
+		} else if (msg->kind == SPOOL_JOB_UPDATE) {
+			spool_name(tname, sizeof tname, msg->id, "upd");
+			spool_update_write(msg, tname);
+		}
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct spool_msg *msg = (struct spool_msg *)jobs[i];
-		if (msg->is_delete)
+		if (msg->kind == SPOOL_JOB_DELETE)
 			continue;
 		msg->result =
 			spool_sync_close(msg, msg->fd, msg->result, "fsync");
@@ -1243,8 +1336,11 @@ spool_commit_batch(void *arg, struct commit_job **jobs, size_t n)
 			continue;
 		spool_name(mname, sizeof mname, msg->id, "msg");
 		spool_name(ename, sizeof ename, msg->id, "env");
-		if (msg->is_delete)
+		spool_name(tname, sizeof tname, msg->id, "upd");
+		if (msg->kind == SPOOL_JOB_DELETE)
 			spool_delete_content(msg, mname);
+		else if (msg->kind == SPOOL_JOB_UPDATE)
+			spool_update_rename(msg, tname, ename);
 		else
 			spool_commit_rename(msg, mname, ename);
 		renamed = renamed || msg->result == 0;
@@ -1256,8 +1352,13 @@ spool_commit_batch(void *arg, struct commit_job **jobs, size_t n)
 			msg->result = derr;
 			msg->failed_op = "fsync active/";
 		}
-		if (msg->result != 0 && !msg->is_delete)
+		if (msg->kind == SPOOL_JOB_COMMIT && msg->result != 0)
 			spool_commit_undo(msg, msg->msg_moved, msg->env_moved);
+		if (msg->kind == SPOOL_JOB_UPDATE) {
+			/* The old envelope, or the new one that failed. */
+			spool_name(tname, sizeof tname, msg->id, "upd");
+			(void)unlinkat(spool->incoming_fd, tname, 0);
+		}
 	}
 }
 
@@ -1268,6 +1369,24 @@ spool_commit_after(void *arg, size_t n)
 	spool_stock_refill(arg, n + 1);
 }
 
+/* On the loop thread: an update's result. */
+static void
+spool_update_done(struct spool_msg *msg)
+{
+	struct spool *spool = msg->spool;
+
+	if (msg->result == 0) {
+		spool->updates++;
+	} else if (msg->result != ENOENT) {
+		spool->update_failures++;
+		log_warn("%s: envelope update failed: op=%s error=%s", msg->id,
+			 msg->failed_op != NULL ? msg->failed_op : "queue",
+			 strerror(msg->result));
+	}
+	msg->cb(msg->arg, msg->id, msg->result);
+	spool_msg_free(msg);
+}
+
 /* On the loop thread: report. */
 static void
 spool_commit_done(struct commit_job *job)
@@ -1275,7 +1394,11 @@ spool_commit_done(struct commit_job *job)
 	struct spool_msg *msg = (struct spool_msg *)job;
 	struct spool *spool = msg->spool;
 
-	if (msg->is_delete) {
+	if (msg->kind == SPOOL_JOB_UPDATE) {
+		spool_update_done(msg);
+		return;
+	}
+	if (msg->kind == SPOOL_JOB_DELETE) {
 		if (msg->result != 0)
 			log_warn("%s: delete: op=%s error=%s (the content is "
 				 "removed at next start; a crash may bring the "
@@ -1426,9 +1549,18 @@ spool_delete(struct spool *spool, const char *id)
 	}
 	spool_name(mname, sizeof mname, id, "msg");
 	spool_name(ename, sizeof ename, id, "env");
-	/* The envelope is the commit point: without it the message is gone. */
-	if (unlinkat(spool->active_fd, ename, 0) != 0)
+	/*
+	 * The envelope is the commit point: without it the message is gone.
+	 * env_lock: see spool_update_rename().
+	 */
+	pthread_mutex_lock(&spool->env_lock);
+	int rc = unlinkat(spool->active_fd, ename, 0);
+	int saved = errno;
+	pthread_mutex_unlock(&spool->env_lock);
+	if (rc != 0) {
+		errno = saved;
 		return -1;
+	}
 	/*
 	 * With a pool, the content and the fsync of active/ go to a worker
 	 * and share its directory fsync: the loop does not wait for a disk
@@ -1439,7 +1571,7 @@ spool_delete(struct spool *spool, const char *id)
 		struct spool_msg *job = calloc(1, sizeof *job);
 		if (job != NULL) {
 			job->spool = spool;
-			job->is_delete = true;
+			job->kind = SPOOL_JOB_DELETE;
 			job->fd = job->env_fd = -1;
 			memcpy(job->id, id, strlen(id) + 1);
 			job->job.done = spool_commit_done;
@@ -1459,63 +1591,63 @@ spool_delete(struct spool *spool, const char *id)
 	return 0;
 }
 
+/* An update job with its envelope formatted; NULL with errno. */
+static struct spool_msg *
+spool_update_job(struct spool *spool, const struct envelope *env)
+{
+	if (!spool_id_valid(env->id)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	struct spool_msg *job = calloc(1, sizeof *job);
+	if (job == NULL)
+		return NULL;
+	job->spool = spool;
+	job->kind = SPOOL_JOB_UPDATE;
+	job->fd = job->env_fd = -1;
+	memcpy(job->id, env->id, strlen(env->id) + 1);
+	job->env_text = envelope_format(env, &job->env_len);
+	if (job->env_text == NULL) {
+		free(job);
+		errno = ENOMEM;
+		return NULL;
+	}
+	job->job.done = spool_commit_done;
+	return job;
+}
+
+/* The same path as the pool's, run here for one envelope. */
 int
 spool_update(struct spool *spool, const struct envelope *env)
 {
-	char tname[SPOOL_NAME_MAX], ename[SPOOL_NAME_MAX];
-	size_t len;
-	struct stat st;
+	struct spool_msg *job = spool_update_job(spool, env);
 
-	if (!spool_id_valid(env->id)) {
-		errno = EINVAL;
+	if (job == NULL)
 		return -1;
-	}
-	char *text = envelope_format(env, &len);
-	if (text == NULL)
+	struct commit_job *jobs[1] = {&job->job};
+	spool_commit_batch(spool, jobs, 1);
+	int err = job->result;
+	spool_msg_free(job);
+	errno = err;
+	return err == 0 ? 0 : -1;
+}
+
+int
+spool_update_async(struct spool *spool, const struct envelope *env,
+		   spool_commit_cb *cb, void *arg)
+{
+	if (spool->pool == NULL)
+		panic("spool: update of %s without an event base", env->id);
+	struct spool_msg *job = spool_update_job(spool, env);
+	if (job == NULL)
 		return -1;
-	spool_name(tname, sizeof tname, env->id, "upd");
-	spool_name(ename, sizeof ename, env->id, "env");
-	(void)unlinkat(spool->incoming_fd, tname, 0); /* a stale one */
-	int fd = openat(spool->incoming_fd, tname,
-			O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		free(text);
-		return -1;
-	}
-	int rc = spool_write_all(spool, fd, text, len);
-	if (rc == 0)
-		rc = spool_fsync_fd(spool, fd);
-	int saved = errno;
-	if (close(fd) != 0 && rc == 0) {
-		rc = -1;
-		saved = errno;
-	}
-	free(text);
-	if (rc == 0 && spool_fault(spool, SPOOL_OP_RENAME) != 0) {
-		rc = -1;
-		saved = errno;
-	}
-	if (rc == 0) {
-		/*
-		 * Exchange, not rename: it fails with ENOENT when the message
-		 * was deleted meanwhile, instead of bringing an envelope back
-		 * without its content.
-		 */
-		rc = renameat2(spool->incoming_fd, tname, spool->active_fd,
-			       ename, RENAME_EXCHANGE);
-		if (rc != 0 && (errno == EINVAL || errno == ENOSYS)) {
-			rc = fstatat(spool->active_fd, ename, &st, 0);
-			if (rc == 0)
-				rc = renameat(spool->incoming_fd, tname,
-					      spool->active_fd, ename);
-		}
-		saved = errno;
-	}
-	(void)unlinkat(spool->incoming_fd, tname, 0); /* the old envelope */
-	if (rc == 0 && spool_fsync_fd(spool, spool->active_fd) != 0) {
-		rc = -1;
-		saved = errno;
-	}
-	errno = saved;
-	return rc;
+	job->cb = cb;
+	job->arg = arg;
+	if (commit_pool_submit(spool->pool, &job->job) == 0)
+		return 0;
+	/* No worker at all: report on the loop as promised. */
+	job->failed_op = "start commit threads";
+	job->result = errno;
+	commit_pool_post(spool->pool, &job->job);
+	return 0;
 }

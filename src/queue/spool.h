@@ -24,11 +24,14 @@
  *   spool_foreach(), spool_load(), spool_delete(), spool_content_path():
  *                        for the CLI and the scheduler.
  *   spool_update()       rewrite a committed envelope durably (attempts,
- *                        recipient states, next attempt, held).
+ *                        recipient states, next attempt, held); blocks.
+ *   spool_update_async() the same on the pool, batched with the commits
+ *                        (shares their fsync of active/); calls back on
+ *                        the loop.  Both run the one durable-write path.
  *   spool_open_flags()   spool_open() with SPOOL_NOCREATE for the CLI:
  *                        "no queue at PATH" instead of creating one.
  *   spool_msg_size()     bytes written so far (for env->size).
- *   spool_stats()        commits and directory fsyncs so far.
+ *   spool_stats()        commits, updates and directory fsyncs so far.
  *
  * Threads: every function runs on the loop thread (or in the CLI); only
  * the commit work runs on the pool.  Without an event base (CLI use) no
@@ -46,7 +49,7 @@
  *   spool_create  creating incoming/ID.msg (spool_msg_new)
  *   spool_write   any write(2) of message content or an envelope
  *   spool_fsync   any fsync(2) of a queue file or directory
- *   spool_rename  any rename(2) into active/
+ *   spool_rename  any rename(2) into active/ (an update's exchange too)
  * e.g. BRIDGEHEAD_FAULT=spool_write:ENOSPC makes every commit fail with
  * ENOSPC (the server answers 452 4.3.1) and leaves nothing in the queue.
  * A malformed value makes spool_open() fail, naming it.
@@ -110,17 +113,35 @@ int spool_content_path(struct spool *spool, const char *id, char *path,
 int spool_id_valid(const char *id);
 
 /*
- * Replace the envelope of a committed message (same id): written and
- * fsync'd in incoming/, exchanged atomically with active/ID.env, active/
- * fsync'd.  Blocks for those fsyncs.  0, or -1 with errno (ENOENT: the
- * message is gone -- a deleted message is never brought back).
+ * Replace the envelope of a committed message (same id): written to
+ * incoming/ID.upd and fsync'd, exchanged atomically with active/ID.env,
+ * active/ fsync'd.  Blocks for those fsyncs.  0, or -1 with errno (ENOENT:
+ * the message is gone -- a deleted message is never brought back).  At
+ * most one update of an id at a time (sync or async).
  */
 int spool_update(struct spool *spool, const struct envelope *env);
+
+/*
+ * The same on the commit pool (a spool with an event base only): env is
+ * formatted before this returns (the caller may change or free it), the
+ * write, fsync and exchange run on a worker, batched with commits, and the
+ * fsync of active/ is shared with them.  cb(arg, id, error) then runs on
+ * the loop thread, exactly once: error 0 (durable), ENOENT (the message
+ * was deleted before the exchange: nothing was written back), or the
+ * errno of the failed step (the old envelope stays, logged).  A delete
+ * after the exchange wins as usual.  Returns 0 when cb will be called, or
+ * -1 with errno (EINVAL: bad id; ENOMEM) and cb is never called.
+ * spool_close() runs the callbacks of updates still in flight.
+ */
+int spool_update_async(struct spool *spool, const struct envelope *env,
+		       spool_commit_cb *cb, void *arg);
 
 struct spool_stats {
 	uint64_t commits;	/* successful commits */
 	uint64_t failures;	/* failed commits */
-	uint64_t dir_fsyncs;	/* fsyncs of active/ for commits (grouped) */
+	uint64_t dir_fsyncs;	/* fsyncs of active/ (grouped) */
+	uint64_t updates;	/* successful spool_update_async() */
+	uint64_t update_failures; /* failed ones, ENOENT not counted */
 };
 void spool_stats(struct spool *spool, struct spool_stats *stats);
 

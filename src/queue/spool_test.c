@@ -2,8 +2,9 @@
  * spool_test: the queue on disk.  Commit then load; recovery of
  * half-written states made by hand; 200 concurrent commits sharing
  * directory fsyncs; the BRIDGEHEAD_FAULT seam (nothing half-committed is
- * left behind); queue ids; the read-only CLI open.  Each test works in its
- * own directory under $TMPDIR.  Failures print got/want.
+ * left behind); queue ids; the read-only CLI open; asynchronous envelope
+ * updates (batched, racing with deletes, under injected faults).  Each test
+ * works in its own directory under $TMPDIR.  Failures print got/want.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -788,6 +790,311 @@ test_fault_spec_errors(void **state)
 	unsetenv("BRIDGEHEAD_FAULT");
 }
 
+/* ------------------------------------------------------------ updates */
+
+#define UPD_N 64
+
+struct upd_result {
+	int calls;
+	int error;
+};
+
+static void
+on_update(void *arg, const char *id, int error)
+{
+	struct upd_result *u = arg;
+	(void)id;
+	u->calls++;
+	u->error = error;
+}
+
+/* Commit n messages; their ids into ids[]. */
+static void
+commit_many(struct fixture *f, struct spool *spool, size_t n,
+	    char ids[][QID_MAX + 1])
+{
+	for (size_t i = 0; i < n; i++) {
+		struct result r = commit_one(f, spool, "x\r\n", 3, ids[i]);
+		assert_int_equal(r.error, 0);
+	}
+}
+
+/* The envelope of id with one more attempt whose reply names `tag`. */
+static void
+env_with_attempt(struct spool *spool, const char *id, const char *tag,
+		 struct envelope *env)
+{
+	memset(env, 0, sizeof *env);
+	assert_int_equal(spool_load(spool, id, env), 0);
+	assert_int_equal(
+		envelope_add_attempt(env, time(NULL), "mx.example.net", tag),
+		0);
+	env->next_attempt = time(NULL) + 300;
+}
+
+static bool
+file_in(const struct fixture *f, const char *sub, const char *name)
+{
+	char path[512];
+	struct stat st;
+	snprintf(path, sizeof path, "%s/queue/%s/%s", f->dir, sub, name);
+	return stat(path, &st) == 0;
+}
+
+/* Files named ID.upd in incoming/ (none may outlive an update). */
+static size_t
+count_upd(const struct fixture *f)
+{
+	char path[512];
+	size_t n = 0;
+	snprintf(path, sizeof path, "%s/queue/incoming", f->dir);
+	DIR *d = opendir(path);
+	assert_non_null(d);
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		size_t l = strlen(de->d_name);
+		if (l > 4 && strcmp(de->d_name + l - 4, ".upd") == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * Many updates at once: every callback 0 and after the loop returned,
+ * each envelope durable with its attempt, nothing left in incoming/, the
+ * active/ fsyncs shared.
+ */
+static void
+test_update_async(void **state)
+{
+	struct fixture *f = *state;
+	char err[256], ids[UPD_N][QID_MAX + 1];
+	struct upd_result u[UPD_N];
+	int calls = 0;
+
+	struct spool *spool = spool_open(f->dir, f->base, err, sizeof err);
+	assert_non_null(spool);
+	commit_many(f, spool, UPD_N, ids);
+	struct spool_stats before, after;
+	spool_stats(spool, &before);
+	memset(u, 0, sizeof u);
+	for (size_t i = 0; i < UPD_N; i++) {
+		struct envelope env;
+		env_with_attempt(spool, ids[i], "451 4.4.1 async", &env);
+		assert_int_equal(
+			spool_update_async(spool, &env, on_update, &u[i]), 0);
+		envelope_clear(&env); /* formatted already */
+		assert_int_equal(u[i].calls, 0);
+	}
+	for (int round = 0; calls < UPD_N && round < 100000; round++) {
+		event_base_loop(f->base, EVLOOP_ONCE);
+		calls = 0;
+		for (size_t i = 0; i < UPD_N; i++)
+			calls += u[i].calls;
+	}
+	assert_int_equal(calls, UPD_N);
+	for (size_t i = 0; i < UPD_N; i++) {
+		struct envelope env = {0};
+		if (u[i].calls != 1 || u[i].error != 0)
+			print_error("%s: got calls=%d error=%d want 1, 0\n",
+				    ids[i], u[i].calls, u[i].error);
+		assert_int_equal(u[i].error, 0);
+		assert_int_equal(spool_load(spool, ids[i], &env), 0);
+		assert_int_equal(env.n_attempts, 1);
+		assert_string_equal(env.attempts[0].reply, "451 4.4.1 async");
+		envelope_clear(&env);
+	}
+	assert_int_equal(count_upd(f), 0);
+	spool_stats(spool, &after);
+	assert_int_equal(after.updates - before.updates, UPD_N);
+	assert_int_equal(after.update_failures, 0);
+	uint64_t syncs = after.dir_fsyncs - before.dir_fsyncs;
+	if (syncs < 1 || syncs > UPD_N)
+		print_error("active/ fsyncs: got %llu want 1..%d\n",
+			    (unsigned long long)syncs, UPD_N);
+	assert_true(syncs >= 1 && syncs <= UPD_N);
+	/* A bad id is refused at once, without a callback. */
+	struct envelope bad = {0};
+	snprintf(bad.id, sizeof bad.id, "../x");
+	struct upd_result ub = {0};
+	errno = 0;
+	assert_int_equal(spool_update_async(spool, &bad, on_update, &ub), -1);
+	assert_int_equal(errno, EINVAL);
+	spool_close(spool);
+	assert_int_equal(ub.calls, 0);
+}
+
+/*
+ * Updates racing with deletes, in every order the pool allows: a message
+ * deleted before its update reports ENOENT; one deleted while its update
+ * runs reports 0 or ENOENT; in every case a deleted message stays deleted
+ * (no envelope comes back, nothing is left anywhere).  The untouched ones
+ * are updated.  Several rounds, to meet the worker at different points.
+ */
+static void
+test_update_delete_race(void **state)
+{
+	struct fixture *f = *state;
+	char err[256], ids[UPD_N][QID_MAX + 1];
+	struct upd_result u[UPD_N];
+
+	struct spool *spool = spool_open(f->dir, f->base, err, sizeof err);
+	assert_non_null(spool);
+	for (int round = 0; round < 5; round++) {
+		commit_many(f, spool, UPD_N, ids);
+		memset(u, 0, sizeof u);
+		for (size_t i = 0; i < UPD_N; i++) {
+			struct envelope env;
+			env_with_attempt(spool, ids[i], "451 race", &env);
+			if (i % 4 == 0) /* deleted first: always ENOENT */
+				assert_int_equal(spool_delete(spool, ids[i]),
+						 0);
+			assert_int_equal(spool_update_async(spool, &env,
+							    on_update, &u[i]),
+					 0);
+			envelope_clear(&env);
+			/* Deleted while its update is out (or after). */
+			if (i % 4 == 1)
+				assert_int_equal(spool_delete(spool, ids[i]),
+						 0);
+		}
+		int calls = 0;
+		for (int k = 0; calls < UPD_N && k < 100000; k++) {
+			event_base_loop(f->base, EVLOOP_ONCE);
+			calls = 0;
+			for (size_t i = 0; i < UPD_N; i++)
+				calls += u[i].calls;
+		}
+		assert_int_equal(calls, UPD_N);
+		for (size_t i = 0; i < UPD_N; i++) {
+			struct envelope env = {0};
+			int want = i % 4 == 0 ? ENOENT : 0;
+			bool deleted = i % 4 <= 1;
+			if (u[i].calls != 1 ||
+			    (u[i].error != want &&
+			     !(i % 4 == 1 && u[i].error == ENOENT)))
+				print_error("round %d %s (%zu): got calls=%d "
+					    "error=%d want 1, %d\n",
+					    round, ids[i], i % 4, u[i].calls,
+					    u[i].error, want);
+			assert_int_equal(u[i].calls, 1);
+			if (i % 4 == 1)
+				assert_true(u[i].error == 0 ||
+					    u[i].error == ENOENT);
+			else
+				assert_int_equal(u[i].error, want);
+			errno = 0;
+			int rc = spool_load(spool, ids[i], &env);
+			if (deleted) {
+				/* Its content may wait for the worker. */
+				char ename[QID_MAX + 8];
+				snprintf(ename, sizeof ename, "%.*s.env",
+					 QID_MAX, ids[i]);
+				bool back = file_in(f, "active", ename);
+				if (rc == 0 || back)
+					print_error("round %d %s: deleted, "
+						    "but back in active/\n",
+						    round, ids[i]);
+				assert_int_equal(rc, -1);
+				assert_int_equal(errno, ENOENT);
+				assert_false(back);
+			} else {
+				assert_int_equal(rc, 0);
+				assert_int_equal(env.n_attempts, 1);
+				envelope_clear(&env);
+				assert_int_equal(spool_delete(spool, ids[i]),
+						 0);
+			}
+		}
+		assert_int_equal(count_upd(f), 0);
+		/* Let the deletes of this round finish. */
+		for (int k = 0; count_files(f, "active") > 0 && k < 10000; k++)
+			event_base_loop(f->base, EVLOOP_ONCE);
+		assert_int_equal(count_files(f, "active"), 0);
+	}
+	struct spool_stats st;
+	spool_stats(spool, &st);
+	assert_int_equal(st.update_failures, 0); /* ENOENT is no failure */
+	spool_close(spool);
+}
+
+/*
+ * BRIDGEHEAD_FAULT on the update path, synchronous (the CLI's, no pool)
+ * and asynchronous (the server's) alike: the errno comes back, the old
+ * envelope stays readable, no ID.upd is left.  The message is committed
+ * before the fault is armed.
+ */
+static const struct {
+	const char *spec;
+	int want;
+	bool maybe_new; /* the exchange happened; only active/'s fsync failed */
+} upd_faults[] = {
+	{"spool_write:ENOSPC", ENOSPC, false},
+	{"spool_fsync:EIO", EIO, false},
+	{"spool_rename:EROFS", EROFS, false},
+	{"spool_fsync:EIO:1", EIO, true},
+};
+
+static void
+test_update_faults(void **state)
+{
+	struct fixture *f = *state;
+	char err[256], id[QID_MAX + 1];
+
+	for (size_t c = 0; c < sizeof upd_faults / sizeof upd_faults[0]; c++) {
+		for (int async = 0; async < 2; async++) {
+			unsetenv("BRIDGEHEAD_FAULT");
+			struct spool *spool =
+				spool_open(f->dir, f->base, err, sizeof err);
+			assert_non_null(spool);
+			assert_int_equal(commit_one(f, spool, "x", 1, id).error,
+					 0);
+			spool_close(spool);
+			setenv("BRIDGEHEAD_FAULT", upd_faults[c].spec, 1);
+			spool = spool_open(f->dir, async ? f->base : NULL, err,
+					   sizeof err);
+			assert_non_null(spool);
+			struct envelope env;
+			env_with_attempt(spool, id, "451 fault", &env);
+			int got;
+			if (async) {
+				struct upd_result u = {0};
+				assert_int_equal(spool_update_async(spool, &env,
+								    on_update,
+								    &u),
+						 0);
+				run_until(f->base, &u.calls, 1);
+				got = u.error;
+				struct spool_stats st;
+				spool_stats(spool, &st);
+				assert_int_equal(st.update_failures, 1);
+				assert_int_equal(st.updates, 0);
+			} else {
+				errno = 0;
+				got = spool_update(spool, &env) == 0 ? 0
+								     : errno;
+			}
+			envelope_clear(&env);
+			if (got != upd_faults[c].want)
+				print_error("%s (%s): got %d want %d\n",
+					    upd_faults[c].spec,
+					    async ? "async" : "sync", got,
+					    upd_faults[c].want);
+			assert_int_equal(got, upd_faults[c].want);
+			assert_int_equal(spool_load(spool, id, &env), 0);
+			if (!upd_faults[c].maybe_new)
+				assert_int_equal(env.n_attempts, 0);
+			envelope_clear(&env);
+			assert_int_equal(count_upd(f), 0);
+			assert_int_equal(count_id(f, "active", id), 2);
+			unsetenv("BRIDGEHEAD_FAULT");
+			assert_int_equal(spool_delete(spool, id), 0);
+			spool_close(spool);
+		}
+	}
+}
+
 /* ------------------------------------------------------------ the rest */
 
 static void
@@ -894,6 +1201,12 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_fault_create, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_fault_spec_errors, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_update_async, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_update_delete_race, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_update_faults, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_nocreate, setup, teardown),
 		cmocka_unit_test(test_ids),
