@@ -16,13 +16,17 @@ delivers to in the end-to-end tests -- and a test CA made with openssl.
   Esmtp(...)  EHLO/HELO with chosen extensions, STARTTLS (TlsSpec), MAIL,
               RCPT with per-recipient programmable replies, DATA collected
               byte-exact, BDAT, RSET, NOOP, QUIT; a reply delay, bare-LF
-              line ends, one-byte-at-a-time replies (tarpit), 421 closing.
-              A reply given as a callable is computed per command; CLOSE
-              closes without replying.
+              line ends, one-byte-at-a-time replies (tarpit), 421 closing
+              (or not), clear text instead of a ServerHello, MAIL refused
+              before TLS (require_tls).  A reply given as a callable is
+              computed per command; CLOSE closes without replying.
   Script steps
               Send(*pieces, pause=0)   each piece in its own send(), with a
                                        pause between pieces (Nagle off)
               Expect(regex)            read one line; it must match
+              Data(*pieces, pause=0)   read a message up to CRLF.CRLF (the
+                                       transaction of the lines Expect saw)
+                                       and answer with pieces
               Tls(TlsSpec)             server-side TLS handshake
               Sleep(seconds)           send nothing for a while
               Drain(timeout)           read until the peer closes
@@ -35,11 +39,16 @@ delivers to in the end-to-end tests -- and a test CA made with openssl.
   TestCA      root CA -> intermediate -> leaves, made with the openssl
               command in a temporary directory: leaf(name), expired(name),
               selfsigned(name); each gives key, cert (leaf only), chain
-              (leaf + intermediate).  test_ca is a session fixture.
+              (leaf + intermediate); Leaf.spec(), Leaf.old_tls_spec().
+  helpers     connector_conf() (the [queue] and [connector] sections toward
+              a fake host), submit() (one message through the relay),
+              events()/wait_event() (tracking events of a message),
+              installed_cert(), name_matches().
 
-As a pytest plugin (pytest.ini: -p fakehost) it also provides the fixtures
-`test_ca` and `fakehost` (a factory; every host is closed at teardown)
-and deselects tests marked `slow` unless BRIDGEHEAD_SLOW=1.
+A test module that says `pytest_plugins = ["fakehost"]` gets the fixtures
+`test_ca` (the CA, made once per run) and `fakehost` (a factory; every
+host is closed at teardown), and tests marked `slow` are deselected unless
+BRIDGEHEAD_SLOW=1.
 
 TLS runs over memory BIOs (ssl.SSLObject), so the raw socket stays ours:
 what arrives after a failed handshake, or plaintext pipelined behind
@@ -63,7 +72,6 @@ import pytest
 
 try:
     from cryptography import x509 as _x509
-    from cryptography.x509.oid import NameOID as _NameOID
 except ImportError:  # parsed from getpeercert() then
     _x509 = None
 

@@ -23,7 +23,6 @@ on a new connection after EHLO and STARTTLS -> 220.  Checked:
 
 import os
 import re
-import socket
 import ssl
 import time
 
