@@ -18,7 +18,7 @@ struct command {
 static const struct command commands[] = {
 	{ "serve", cli_serve, "run the server" },
 	{ "config", cli_config, "check and print the configuration" },
-	{ "cert", cli_cert, "make, install and show the server certificate" },
+	{ "cert", cli_cert, "make and show the server certificate" },
 	{ "queue", cli_queue, "list, show, flush and delete queued messages" },
 	{ "connector", cli_connector, "add, change, list and remove connectors" },
 	{ "sink", cli_sink, "a test smart host that writes mail to a folder" },
