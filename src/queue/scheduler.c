@@ -366,7 +366,10 @@ track(const struct sched_msg *m, const struct sched_job *j,
 		info.tls_cipher = res->tls_cipher;
 		info.tls_peer = res->tls_peer;
 		info.tls_verified = res->tls_verified;
+		info.tls_client_cert = res->client_cert;
 	}
+	if (res != NULL)
+		info.tls_note = res->tls_note;
 	tracking_event(&m->env, &info);
 }
 

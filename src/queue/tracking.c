@@ -151,7 +151,7 @@ tracking_env_rcpts(struct jsonw *w, const struct envelope *env)
 
 static void
 tracking_tls(struct jsonw *w, const char *version, const char *cipher,
-	     const char *peer, bool verified)
+	     const char *peer, bool verified, const char *client_cert)
 {
 	jsonw_key(w, "tls");
 	if (version == NULL) {
@@ -167,6 +167,12 @@ tracking_tls(struct jsonw *w, const char *version, const char *cipher,
 	jsonw_cstr(w, peer);
 	jsonw_key(w, "verified");
 	jsonw_bool(w, verified);
+	/* Certificate-based connectors at the next hop identify us by it
+	 * (case C30): the log shows what was presented. */
+	if (client_cert != NULL) {
+		jsonw_key(w, "client_certificate");
+		jsonw_cstr(w, client_cert);
+	}
 	jsonw_end_object(w);
 }
 
@@ -213,7 +219,7 @@ tracking_received(const struct envelope *env)
 	jsonw_key(&w, "helo");
 	jsonw_cstr(&w, env->helo);
 	/* Inbound: the client presented no certificate we checked. */
-	tracking_tls(&w, env->tls_version, env->tls_cipher, NULL, false);
+	tracking_tls(&w, env->tls_version, env->tls_cipher, NULL, false, NULL);
 	jsonw_key(&w, "listener");
 	jsonw_cstr(&w, env->listener);
 	tracking_write(&w, env);
@@ -245,7 +251,11 @@ tracking_event(const struct envelope *env, const struct tracking_info *info)
 	jsonw_key(&w, "reply");
 	jsonw_cstr(&w, info->reply);
 	tracking_tls(&w, info->tls_version, info->tls_cipher, info->tls_peer,
-		     info->tls_verified);
+		     info->tls_verified, info->tls_client_cert);
+	if (info->tls_note != NULL) {
+		jsonw_key(&w, "tls_note");
+		jsonw_cstr(&w, info->tls_note);
+	}
 	tracking_write(&w, env);
 	jsonw_free(&w);
 }

@@ -2,7 +2,9 @@
  * tracking: the message tracking log, state_dir/log/tracking.jsonl, one JSON
  * object per line (DESIGN.md "Logs"): ts (RFC 3339), event, id, message_id,
  * from, rcpt (array), connector, host, addr, reply, tls
- * ({"version","cipher","peer","verified"} or null).
+ * ({"version","cipher","peer","verified"} or null; "client_certificate"
+ * inside it when we presented one), and "tls_note" when mail went in clear
+ * text under tls = may although TLS was tried (a failed handshake).
  *
  *   tracking_open()      open (create) the log for appending: 0, or -1
  *                        with errno.  Calling it again reopens (rotation).
@@ -42,6 +44,8 @@ struct tracking_info {
 	const char *tls_cipher;
 	const char *tls_peer;
 	bool tls_verified;
+	const char *tls_client_cert;	/* what we presented (subject, SANs) or NULL */
+	const char *tls_note;		/* why the mail went in clear text, or NULL */
 };
 
 int tracking_open(const char *state_dir);

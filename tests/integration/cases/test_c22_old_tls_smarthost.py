@@ -72,9 +72,6 @@ def test_may_falls_back_to_clear_text(server, fakehost, test_ca, kind):
     bhtest.wait_until(lambda: srv.queue_ids() == [], 10, what="an empty queue")
 
 
-@pytest.mark.xfail(strict=True, reason="the relay does not record the clear-text fallback after a "
-                   "failed opportunistic handshake (nor its reason) in the tracking log: only "
-                   "'delivered' with tls null is written")
 @pytest.mark.parametrize("kind", ["A", "B"])
 def test_may_fallback_recorded_in_tracking_log(server, fakehost, test_ca, kind):
     fh, srv, qid, ev, tx, content = fallback_delivery(server, fakehost, test_ca, kind)

@@ -141,9 +141,6 @@ def test_c_renewed_certificate_with_another_name(server, fakehost, test_ca):
     assert tx.session.tls.get("client_sans") == ["mail.example.com"], tx.session.tls
 
 
-@pytest.mark.xfail(strict=True, reason="the tracking log does not record the client certificate "
-                   "(subject and SANs) the relay presented: smtpc_result.client_cert is not passed "
-                   "to tracking_event")
 def test_c_tracking_names_presented_certificate(server, fakehost, test_ca):
     fh, srv = eo_relay(server, fakehost, test_ca, fqdn="mail.example.com")
     qid = F.submit(srv, sender="sender@example.com", content=b"Subject: c30 C2\r\n\r\nx\r\n")
