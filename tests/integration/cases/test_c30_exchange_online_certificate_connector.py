@@ -29,8 +29,6 @@ import email.policy
 import re
 import time
 
-import pytest
-
 import bhtest
 import fakehost as F
 
